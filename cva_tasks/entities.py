@@ -1,0 +1,76 @@
+"""Canonical entities: the one schema each source maps onto.
+
+Every source's extract step returns frames in these shapes, whatever the
+source system calls its columns. Identifiers are strings (a float
+``CustomerID`` from a spreadsheet export and an integer key from a database
+end up the same), timestamps are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+# Grain: one row per order line event (a purchase line, a cancelled line or a
+# returned quantity). ``quantity`` is negative for cancellations and returns so
+# that a plain sum gives net units.
+TRANSACTIONS = pa.schema(
+    [
+        ("transaction_id", pa.string()),
+        ("order_id", pa.string()),
+        ("customer_id", pa.string()),
+        ("item_id", pa.string()),
+        ("quantity", pa.int64()),
+        ("unit_price", pa.float64()),
+        ("kind", pa.string()),  # purchase | cancellation | return
+        ("is_product", pa.bool_()),  # False for postage, fees, manual adjustments
+        ("occurred_at", TS),
+        ("updated_at", TS),
+    ]
+)
+
+# Grain: one row per customer version (latest version wins when staged).
+CUSTOMERS = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("email", pa.string()),
+        ("full_name", pa.string()),
+        ("country", pa.string()),
+        ("signup_at", TS),
+        ("updated_at", TS),
+    ]
+)
+
+# Grain: one row per item version.
+ITEMS = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("name", pa.string()),
+        ("category", pa.string()),
+        ("unit_price", pa.float64()),
+        ("updated_at", TS),
+    ]
+)
+
+# Grain: one row per piece of feedback; ``rating`` is null when the customer
+# wrote text without a star rating.
+FEEDBACK = pa.schema(
+    [
+        ("feedback_id", pa.string()),
+        ("customer_id", pa.string()),
+        ("order_id", pa.string()),
+        ("rating", pa.int64()),
+        ("text", pa.string()),
+        ("submitted_at", TS),
+    ]
+)
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "transactions": TRANSACTIONS,
+    "customers": CUSTOMERS,
+    "items": ITEMS,
+    "feedback": FEEDBACK,
+}
+
+TRANSACTION_KINDS = ("purchase", "cancellation", "return")

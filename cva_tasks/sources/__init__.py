@@ -1,0 +1,1 @@
+"""Source registry: every module here that defines ``SOURCE`` is a source."""

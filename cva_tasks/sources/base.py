@@ -1,0 +1,233 @@
+"""What a source is: a name, where its data lives, and one mapping per entity.
+
+A source module declares a module-level ``SOURCE = Source(...)``; the registry
+finds it. Declarations stay light (no pandas at import) because Airflow parses
+the DAG files generated from them every few seconds.
+
+Two kinds of entity extraction ship with the project:
+
+* :class:`SqlEntity` runs a query over the data interval ``[start, end)`` by a
+  watermark column, through an Airflow connection id;
+* :class:`FileEntity` reads the rows of the interval from files (a daily drop
+  named after the day, or a folder of exports filtered by a timestamp column).
+
+Each maps source columns onto a canonical entity (:mod:`cva_tasks.entities`)
+with a pure ``to_canonical(frame, interval)`` function and names the expectation
+suite that guards the result.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class SourceError(Exception):
+    """Input that a source cannot turn into its canonical entity."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A data interval ``[start, end)`` in UTC."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("interval bounds must be timezone-aware")
+        if not self.start < self.end:
+            raise ValueError(f"empty interval [{self.start}, {self.end})")
+
+    @classmethod
+    def for_day(cls, ds: date) -> Interval:
+        start = datetime(ds.year, ds.month, ds.day, tzinfo=timezone.utc)
+        return cls(start, start + timedelta(days=1))
+
+    @property
+    def ds(self) -> date:
+        return self.start.astimezone(timezone.utc).date()
+
+    def sql_params(self) -> dict[str, str]:
+        """Bounds as ``YYYY-MM-DD HH:MM:SS`` UTC text.
+
+        Text compares correctly with SQLite's text timestamps and PostgreSQL
+        casts it to ``timestamp`` when compared with a timestamp column.
+        """
+        fmt = "%Y-%m-%d %H:%M:%S"
+        return {
+            "start": self.start.astimezone(timezone.utc).strftime(fmt),
+            "end": self.end.astimezone(timezone.utc).strftime(fmt),
+        }
+
+
+Mapper = Callable[["pd.DataFrame", Interval], "pd.DataFrame"]
+
+
+@dataclass(frozen=True)
+class SqlEntity:
+    """An entity extracted by SQL over the interval.
+
+    Attributes:
+        entity: canonical entity name (``transactions``, ``customers``, ...).
+        suite: expectation suite name (``expectations/<suite>.json``).
+        query: SQL with ``:start`` and ``:end`` bind parameters on the watermark.
+        to_canonical: maps the query's frame onto the canonical entity.
+        watermark: the column the query filters on; the suite checks it lies
+            inside the interval.
+    """
+
+    entity: str
+    suite: str
+    query: str
+    to_canonical: Mapper
+    watermark: str = "updated_at"
+
+    def extract(self, source: Source, interval: Interval) -> pd.DataFrame:
+        import pandas as pd
+        import sqlalchemy as sa
+
+        from cva_tasks.connections import sqlalchemy_url
+
+        if not source.conn_id:
+            raise SourceError(f"{source.name}: a SQL entity needs conn_id")
+        engine = sa.create_engine(sqlalchemy_url(source.conn_id))
+        try:
+            with engine.connect() as conn:
+                frame = pd.read_sql(sa.text(self.query), conn, params=interval.sql_params())
+        except sa.exc.SQLAlchemyError as exc:
+            raise SourceError(
+                f"{source.name}.{self.entity}: query failed on {source.conn_id}: {exc}"
+            ) from exc
+        finally:
+            engine.dispose()
+        return self.to_canonical(frame, interval)
+
+
+Reader = Callable[[str], "pd.DataFrame"]
+
+
+@dataclass(frozen=True)
+class FileEntity:
+    """An entity read from files.
+
+    Attributes:
+        entity: canonical entity name.
+        suite: expectation suite name.
+        pattern: file name relative to the source location; ``{ds}`` is
+            replaced by the day (a daily drop) or a glob (``*.csv.gz``) picks
+            every export, filtered to the interval by ``to_canonical``.
+        reader: reads one file into a frame; raises :class:`SourceError`
+            naming the file and line on malformed input.
+        required_columns: source columns that must be present in every file.
+        to_canonical: maps the rows read onto the canonical entity.
+        missing_ok: a missing daily file means an empty day instead of an error.
+    """
+
+    entity: str
+    suite: str
+    pattern: str
+    reader: Reader
+    required_columns: tuple[str, ...]
+    to_canonical: Mapper
+    missing_ok: bool = False
+
+    def files(self, source: Source, interval: Interval) -> list[str]:
+        from cva_tasks import storage
+
+        location = source.location()
+        pattern = self.pattern.format(ds=interval.ds.isoformat())
+        fs, base = storage.filesystem(location)
+        if fs.isfile(base):
+            return [location]
+        if any(ch in pattern for ch in "*?["):
+            matches = sorted(fs.glob(f"{base.rstrip('/')}/{pattern}"))
+            return [fs.unstrip_protocol(m) if "://" in location else m for m in matches]
+        return [storage.join(location, pattern)]
+
+    def extract(self, source: Source, interval: Interval) -> pd.DataFrame:
+        import pandas as pd
+
+        from cva_tasks import storage
+
+        frames = []
+        paths = self.files(source, interval)
+        for path in paths:
+            if not storage.exists(path):
+                if self.missing_ok:
+                    continue
+                raise SourceError(
+                    f"{source.name}.{self.entity}: no drop for ds={interval.ds}: "
+                    f"{path} does not exist"
+                )
+            frame = self.reader(path)
+            missing = [c for c in self.required_columns if c not in frame.columns]
+            if missing and not (frame.empty and len(frame.columns) == 0):
+                raise SourceError(
+                    f"{source.name}.{self.entity}: {path} lacks required column(s) "
+                    f"{missing}; it has {list(frame.columns)}"
+                )
+            frames.append(frame.reindex(columns=list(self.required_columns)))
+        if not paths:
+            raise SourceError(
+                f"{source.name}.{self.entity}: no file matches {self.pattern} "
+                f"under {source.location()}"
+            )
+        frame = (
+            pd.concat(frames, ignore_index=True)
+            if frames
+            else pd.DataFrame(columns=list(self.required_columns))
+        )
+        return self.to_canonical(frame, interval)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A registered source.
+
+    Attributes:
+        name: short identifier, used in DAG ids and lake paths.
+        description: one line for the DAG's doc.
+        entities: what it extracts and how it maps.
+        start_date: first day its DAG is scheduled for.
+        conn_id: Airflow connection id for SQL sources.
+        location_env: environment variable that overrides ``default_location``.
+        default_location: file location (relative to ``CVA_HOME`` when relative).
+        end_date: last day with data, for historical exports.
+        tags: extra DAG tags.
+    """
+
+    name: str
+    description: str
+    entities: tuple[SqlEntity | FileEntity, ...]
+    start_date: date
+    conn_id: str | None = None
+    location_env: str | None = None
+    default_location: str | None = None
+    end_date: date | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    def entity(self, name: str) -> SqlEntity | FileEntity:
+        for spec in self.entities:
+            if spec.entity == name:
+                return spec
+        raise KeyError(f"source {self.name!r} has no entity {name!r}")
+
+    def location(self) -> str:
+        from cva_tasks.settings import PROJECT_ROOT, Settings
+
+        value = (self.location_env and os.environ.get(self.location_env)) or self.default_location
+        if not value:
+            raise SourceError(f"{self.name}: no location; set {self.location_env}")
+        if "://" in value or os.path.isabs(value):
+            return value
+        value = value.replace("{project}", str(PROJECT_ROOT))
+        if os.path.isabs(value):
+            return value
+        return str(Settings.from_env().home / value)

@@ -1,0 +1,102 @@
+"""One DAG per registered source: extract -> validate -> land, per entity.
+
+Generated from the source registry (``cva_tasks.sources``): adding a source
+adds a DAG here without touching this file. Task bodies only read their
+context and call ``cva_tasks.landing``; heavy imports happen inside them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, TaskGroup, task
+
+from cva_tasks.sources.registry import all_sources
+
+DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(minutes=5)}
+
+
+def _bounds(context) -> tuple[str, str, str]:
+    return (
+        context["data_interval_start"].isoformat(),
+        context["data_interval_end"].isoformat(),
+        context["run_id"],
+    )
+
+
+def _fail_fast(call, *args):
+    """Run a landing step; a failed quality gate is final, retrying cannot fix it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from cva_tasks.quality import DataQualityError
+
+    try:
+        return call(*args)
+    except DataQualityError as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def raw_asset(source: str, entity: str) -> Asset:
+    return Asset(name=f"cva.raw.{source}.{entity}")
+
+
+def build_source_dag(source) -> DAG:
+    with DAG(
+        dag_id=f"cva_source_{source.name}",
+        description=source.description,
+        doc_md=__doc__,
+        schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+        start_date=pendulum.datetime(
+            source.start_date.year, source.start_date.month, source.start_date.day, tz="UTC"
+        ),
+        end_date=(
+            pendulum.datetime(
+                source.end_date.year, source.end_date.month, source.end_date.day, tz="UTC"
+            )
+            if source.end_date
+            else None
+        ),
+        catchup=False,
+        max_active_runs=4,
+        default_args=DEFAULT_ARGS,
+        tags=["cva", "source", *source.tags],
+    ) as dag:
+        validated = []
+        for spec in source.entities:
+            with TaskGroup(group_id=spec.entity):
+
+                @task(task_id="extract")
+                def extract(entity: str, **context) -> dict:
+                    from cva_tasks import landing
+
+                    return landing.extract(source.name, entity, *_bounds(context))
+
+                @task(task_id="validate")
+                def validate(entity: str, extracted: dict, **context) -> dict:
+                    from cva_tasks import landing
+
+                    return _fail_fast(landing.validate, source.name, entity, *_bounds(context))
+
+                @task(task_id="land", outlets=[raw_asset(source.name, spec.entity)])
+                def land(entity: str, summary: dict, **context) -> dict:
+                    from cva_tasks import landing
+
+                    return landing.land(source.name, entity, *_bounds(context))
+
+                summary = validate(spec.entity, extract(spec.entity))
+                land(spec.entity, summary)
+                validated.append(summary)
+
+        @task(trigger_rule="all_done", retries=0)
+        def data_docs(**context) -> str:
+            from cva_tasks import landing
+
+            return landing.build_docs(source.name, context["data_interval_start"].date())
+
+        validated >> data_docs()
+    return dag
+
+
+for _source in all_sources():
+    globals()[f"cva_source_{_source.name}"] = build_source_dag(_source)

@@ -1,0 +1,88 @@
+"""Shared fixtures: isolated homes per xdist worker, PostgreSQL, the demo shop."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+PG_DSN = os.environ.get("CVA_TEST_PG_DSN", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Airflow reads its configuration at import: point it at a private home per
+    # worker before any test imports it, so tests never touch a user's Airflow.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    base = Path(tempfile.gettempdir()) / f"cva-tests-{os.getpid()}-{worker}"
+    os.environ["AIRFLOW_HOME"] = str(base / "airflow")
+    os.environ["CVA_HOME"] = str(base / "cva")
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture
+def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private data root and CVA home for one test."""
+    monkeypatch.setenv("CVA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CVA_DATA_ROOT", str(tmp_path / "lake"))
+    return tmp_path / "lake"
+
+
+def _require_pg(url: str):
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except sa.exc.OperationalError as exc:
+        message = (
+            f"PostgreSQL not reachable at {url} ({exc.orig}); start it or set CVA_TEST_PG_DSN"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return engine
+
+
+@pytest.fixture
+def pg_schema():
+    """A fresh PostgreSQL schema: yields ``(sqlalchemy_url, airflow_uri, schema)``."""
+    import sqlalchemy as sa
+
+    engine = _require_pg(PG_DSN)
+    schema = f"cva_test_{uuid.uuid4().hex[:10]}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    options = f"options=-csearch_path%3D{schema}"
+    url = f"{PG_DSN}?{options}"
+    airflow_uri = PG_DSN.replace("postgresql+psycopg2://", "postgres://") + f"?{options}"
+    try:
+        yield url, airflow_uri, schema
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo_frames():
+    """The demo shop at test size (300 customers), generated once per worker."""
+    from cva_tasks.demo.shop import generate_frames
+
+    return generate_frames(n_customers=300, seed=11)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        message = f"{SHARED_DATA} is absent: the real-data tests need ../shared/data"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return SHARED_DATA
