@@ -65,7 +65,11 @@ def run_dag_for_day(dag_id: str, ds: date) -> str:
     import pendulum
 
     dag = load_dag(dag_id)
-    logical_date = pendulum.datetime(ds.year, ds.month, ds.day, tz="UTC")
+    # A manual run's data interval is the last complete one before its logical
+    # date, so the run for day ds is triggered at the end of that day.
+    run_at = pendulum.datetime(ds.year, ds.month, ds.day, tz="UTC").add(days=1)
     log.info("running %s for ds=%s", dag_id, ds)
-    run = dag.test(logical_date=logical_date)
+    run = dag.test(logical_date=run_at)
+    if run.data_interval_start.date() != ds:
+        raise RuntimeError(f"{dag_id} ran for {run.data_interval_start}, not for ds={ds}")
     return str(getattr(run.state, "value", run.state))
