@@ -71,7 +71,7 @@ def extract(
     try:
         frame = spec.extract(source, interval)
     except SourceError as exc:
-        raise SourceError(f"{where}: {exc}") from exc
+        raise type(exc)(f"{where}: {exc}") from exc
     except (KeyError, ValueError, TypeError) as exc:
         raise SourceError(f"{where}: mapping failed: {exc!r}") from exc
     table = to_table(frame, entity, where)

@@ -26,14 +26,22 @@ def _bounds(context) -> tuple[str, str, str]:
 
 
 def _fail_fast(call, *args):
-    """Run a landing step; a failed quality gate is final, retrying cannot fix it."""
+    """Run a landing step; bad data fails at once, since a retry cannot fix it.
+
+    A source that is down or a drop that has not arrived yet is retried.
+    """
     from airflow.sdk.exceptions import AirflowFailException
 
     from cva_tasks.quality import DataQualityError
+    from cva_tasks.sources.base import SourceError
 
     try:
         return call(*args)
     except DataQualityError as exc:
+        raise AirflowFailException(str(exc)) from exc
+    except SourceError as exc:
+        if exc.retryable:
+            raise
         raise AirflowFailException(str(exc)) from exc
 
 
@@ -70,7 +78,7 @@ def build_source_dag(source) -> DAG:
                 def extract(entity: str, **context) -> dict:
                     from cva_tasks import landing
 
-                    return landing.extract(source.name, entity, *_bounds(context))
+                    return _fail_fast(landing.extract, source.name, entity, *_bounds(context))
 
                 @task(task_id="validate")
                 def validate(entity: str, extracted: dict, **context) -> dict:

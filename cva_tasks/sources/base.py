@@ -29,7 +29,25 @@ if TYPE_CHECKING:
 
 
 class SourceError(Exception):
-    """Input that a source cannot turn into its canonical entity."""
+    """Input that a source cannot turn into its canonical entity.
+
+    Malformed input stays malformed on a retry, so it fails the task at once;
+    the subclasses below are the cases where waiting and retrying can help.
+    """
+
+    retryable = False
+
+
+class SourceUnavailable(SourceError):
+    """The source system did not answer (database down, network)."""
+
+    retryable = True
+
+
+class DropNotArrived(SourceError):
+    """The day's file has not been dropped (yet)."""
+
+    retryable = True
 
 
 @dataclass(frozen=True)
@@ -101,6 +119,10 @@ class SqlEntity:
         try:
             with engine.connect() as conn:
                 frame = pd.read_sql(sa.text(self.query), conn, params=interval.sql_params())
+        except sa.exc.OperationalError as exc:
+            raise SourceUnavailable(
+                f"{source.name}.{self.entity}: {source.conn_id} unavailable: {exc}"
+            ) from exc
         except sa.exc.SQLAlchemyError as exc:
             raise SourceError(
                 f"{source.name}.{self.entity}: query failed on {source.conn_id}: {exc}"
@@ -162,7 +184,7 @@ class FileEntity:
             if not storage.exists(path):
                 if self.missing_ok:
                     continue
-                raise SourceError(
+                raise DropNotArrived(
                     f"{source.name}.{self.entity}: no drop for ds={interval.ds}: "
                     f"{path} does not exist"
                 )

@@ -63,7 +63,9 @@ def test_feedback_mapping_keeps_null_ratings_and_rejects_fractions():
 def test_missing_drop_is_a_clear_error(lake, tmp_path, monkeypatch):
     monkeypatch.setenv("CVA_DEMO_FEEDBACK_DROPS", str(tmp_path / "drops"))
     spec = demo_feedback.SOURCE.entity("feedback")
-    with pytest.raises(SourceError, match=r"no drop for ds=2025-12-31"):
+    from cva_tasks.sources.base import DropNotArrived
+
+    with pytest.raises(DropNotArrived, match=r"no drop for ds=2025-12-31"):
         spec.extract(demo_feedback.SOURCE, DAY)
 
 
@@ -87,3 +89,10 @@ def test_empty_drop_is_an_empty_day(lake, tmp_path, monkeypatch):
     monkeypatch.setenv("CVA_DEMO_FEEDBACK_DROPS", str(drops))
     out = demo_feedback.SOURCE.entity("feedback").extract(demo_feedback.SOURCE, DAY)
     assert len(out) == 0
+
+
+def test_missing_drop_is_retryable_malformed_is_not(tmp_path):
+    from cva_tasks.sources.base import DropNotArrived, SourceUnavailable
+
+    assert DropNotArrived("x").retryable and SourceUnavailable("x").retryable
+    assert not SourceError("x").retryable
