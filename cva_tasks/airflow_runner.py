@@ -7,6 +7,7 @@ points Airflow at this project's ``dags/`` folder.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -58,6 +59,31 @@ def load_dag(dag_id: str):
     if dag is None:
         raise KeyError(f"no DAG {dag_id!r}; found {sorted(bag.dag_ids)}")
     return dag
+
+
+@contextlib.contextmanager
+def output_to(log_file: Path):
+    """Send everything written to stdout/stderr (file descriptors 1 and 2) to ``log_file``.
+
+    Airflow's in-process task runner logs to the process's stdout; the ``cva``
+    command keeps its own stdout for the summary (or the ``--json`` document).
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_file, "ab") as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+        try:
+            yield log_file
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def run_dag_for_day(dag_id: str, ds: date) -> str:

@@ -12,17 +12,18 @@ import logging
 import os
 import sys
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 log = logging.getLogger("cva")
 
 
+_RESULT_STREAM = sys.stdout
+
+
 def _print(result: dict, as_json: bool, text: str) -> None:
-    if as_json:
-        print(json.dumps(result, indent=1, default=str, sort_keys=True))
-    else:
-        print(text)
+    out = json.dumps(result, indent=1, default=str, sort_keys=True) if as_json else text
+    print(out, file=_RESULT_STREAM, flush=True)
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
@@ -76,15 +77,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     os.environ["AIRFLOW_CONN_CVA_DEMO_SHOP"] = f"sqlite:///{settings.demo_dir / 'shop.db'}"
 
     from cva_tasks import storage
-    from cva_tasks.airflow_runner import run_dag_for_day
+    from cva_tasks.airflow_runner import output_to, run_dag_for_day
     from cva_tasks.sources.registry import get_source
 
     days = [DEFAULT_END - timedelta(days=n) for n in reversed(range(args.days))]
+    airflow_log = settings.home / "logs" / "demo-airflow.log"
     runs = []
     for ds in days:
         for name in DEMO_SOURCES:
-            state = run_dag_for_day(f"cva_source_{name}", ds)
-            runs.append({"dag_id": f"cva_source_{name}", "ds": ds.isoformat(), "state": state})
+            dag_id = f"cva_source_{name}"
+            log.info("running %s for ds=%s (Airflow's log: %s)", dag_id, ds, airflow_log)
+            with output_to(airflow_log):
+                state = run_dag_for_day(dag_id, ds)
+            log.info("%s ds=%s: %s", dag_id, ds, state)
+            runs.append({"dag_id": dag_id, "ds": ds.isoformat(), "state": state})
     landed = []
     for name in DEMO_SOURCES:
         for spec in get_source(name).entities:
@@ -103,6 +109,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "lake": settings.data_root,
         "data_docs": [str(settings.home / "data_docs" / n / "index.html") for n in DEMO_SOURCES],
         "airflow_home": os.environ["AIRFLOW_HOME"],
+        "airflow_log": str(airflow_log),
     }
     lines = [
         f"demo shop: {args.customers} customers in {settings.demo_dir}",
@@ -113,6 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             for p in landed
         ),
         "data docs: " + ", ".join(result["data_docs"]),
+        f"Airflow's task log: {airflow_log}",
         f"done in {result['seconds']} s" + ("" if result["ok"] else " WITH FAILED RUNS"),
     ]
     _print(result, args.json, "\n".join(lines))
@@ -144,10 +152,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _keep_stdout_for_results() -> None:
+    """Reserve stdout for the command's result; everything else goes to stderr.
+
+    Airflow and GX log to stdout once imported; a ``--json`` reader must get
+    one clean JSON document.
+    """
+    global _RESULT_STREAM
+    sys.stdout.flush()
+    _RESULT_STREAM = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:
+        _keep_stdout_for_results()
     logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     return args.func(args)
 

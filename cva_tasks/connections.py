@@ -43,10 +43,9 @@ def uri_to_sqlalchemy_url(uri: str) -> str:
     if scheme not in _DRIVERS:
         raise ValueError(f"unsupported connection type {scheme!r} in {_redact(uri)}")
     if scheme == "sqlite":
-        if parts.netloc:  # Airflow's own form: sqlite:///%2Fabs%2Fshop.db puts it in the host
-            path = unquote(parts.netloc)
-        else:  # sqlite:////abs/shop.db (absolute) or sqlite:///rel.db (relative)
-            path = unquote(parts.path)[1:]
+        # Airflow's own form (sqlite://%2Fabs%2Fshop.db) puts the path in the host;
+        # the SQLAlchemy forms are sqlite:////abs/shop.db and sqlite:///relative.db.
+        path = unquote(parts.netloc) if parts.netloc else unquote(parts.path)[1:]
         return f"sqlite:///{path}"
     rest = uri.split("://", 1)[1]
     return f"{_DRIVERS[scheme]}://{rest}"

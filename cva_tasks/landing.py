@@ -83,7 +83,9 @@ def extract(
     import pyarrow as pa
 
     table = table.append_column(REJECTED, pa.array(reasons, type=pa.string(), from_pandas=True))
-    uri = storage.join(work_uri(settings, run_id, source_name, entity, interval.ds), "extracted.parquet")
+    uri = storage.join(
+        work_uri(settings, run_id, source_name, entity, interval.ds), "extracted.parquet"
+    )
     storage.write_table(table, uri)
     rejected = int(reasons.notna().sum())
     log.info("extracted %s: %d rows, %d rejected by the mapping", where, len(frame), rejected)
@@ -194,10 +196,18 @@ def validate(
         ds=ds,
         max_failing_share=settings.max_failing_share,
     )
-    storage.write_table(to_table(outcome.clean, entity, f"{source_name}.{entity}"), storage.join(work, "clean.parquet"))
+    storage.write_table(
+        to_table(outcome.clean, entity, f"{source_name}.{entity}"),
+        storage.join(work, "clean.parquet"),
+    )
     log.info(
         "validated %s.%s ds=%s: %d clean, %d quarantined, %d rejected by mapping",
-        source_name, entity, ds, len(outcome.clean), len(outcome.quarantined), len(rejected),
+        source_name,
+        entity,
+        ds,
+        len(outcome.clean),
+        len(outcome.quarantined),
+        len(rejected),
     )
     return summary
 
@@ -224,7 +234,14 @@ def land(
     partition = storage.partition_uri(settings.data_root, "raw", source_name, entity, interval.ds)
     storage.replace_partition(table, partition)
     storage.remove(work)
-    log.info("landed %s.%s ds=%s: %d rows at %s", source_name, entity, interval.ds, table.num_rows, partition)
+    log.info(
+        "landed %s.%s ds=%s: %d rows at %s",
+        source_name,
+        entity,
+        interval.ds,
+        table.num_rows,
+        partition,
+    )
     return {"uri": partition, "rows": table.num_rows}
 
 
@@ -244,7 +261,10 @@ def build_docs(source_name: str, ds: date | str) -> str:
         dq_partition = storage.partition_uri(settings.data_root, "dq", source_name, spec.entity, ds)
         fs, path = storage.filesystem(dq_partition)
         if fs.exists(path):
-            results += [storage.read_json(f"{dq_partition}/{p.rsplit('/', 1)[1]}")
-                        for p in fs.ls(path, detail=False) if p.rsplit("/", 1)[1].startswith("run=")]
+            results += [
+                storage.read_json(f"{dq_partition}/{p.rsplit('/', 1)[1]}")
+                for p in fs.ls(path, detail=False)
+                if p.rsplit("/", 1)[1].startswith("run=")
+            ]
     docs_dir = settings.home / "data_docs" / source_name
     return str(build_data_docs(results, docs_dir))

@@ -37,9 +37,7 @@ class Settings:
     def from_env(cls) -> Settings:
         home = Path(os.environ.get("CVA_HOME", Path.cwd() / ".cva")).resolve()
         data_root = os.environ.get("CVA_DATA_ROOT") or str(home / "lake")
-        expectations = Path(
-            os.environ.get("CVA_EXPECTATIONS_DIR", PROJECT_ROOT / "expectations")
-        )
+        expectations = Path(os.environ.get("CVA_EXPECTATIONS_DIR", PROJECT_ROOT / "expectations"))
         return cls(
             home=home,
             data_root=data_root.rstrip("/"),

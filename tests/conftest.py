@@ -41,9 +41,7 @@ def _require_pg(url: str):
         with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
     except sa.exc.OperationalError as exc:
-        message = (
-            f"PostgreSQL not reachable at {url} ({exc.orig}); start it or set CVA_TEST_PG_DSN"
-        )
+        message = f"PostgreSQL not reachable at {url} ({exc.orig}); start it or set CVA_TEST_PG_DSN"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

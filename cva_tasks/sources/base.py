@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -65,12 +65,12 @@ class Interval:
 
     @classmethod
     def for_day(cls, ds: date) -> Interval:
-        start = datetime(ds.year, ds.month, ds.day, tzinfo=timezone.utc)
+        start = datetime(ds.year, ds.month, ds.day, tzinfo=UTC)
         return cls(start, start + timedelta(days=1))
 
     @property
     def ds(self) -> date:
-        return self.start.astimezone(timezone.utc).date()
+        return self.start.astimezone(UTC).date()
 
     def sql_params(self) -> dict[str, str]:
         """Bounds as ``YYYY-MM-DD HH:MM:SS`` UTC text.
@@ -80,8 +80,8 @@ class Interval:
         """
         fmt = "%Y-%m-%d %H:%M:%S"
         return {
-            "start": self.start.astimezone(timezone.utc).strftime(fmt),
-            "end": self.end.astimezone(timezone.utc).strftime(fmt),
+            "start": self.start.astimezone(UTC).strftime(fmt),
+            "end": self.end.astimezone(UTC).strftime(fmt),
         }
 
 

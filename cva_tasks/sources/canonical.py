@@ -52,9 +52,7 @@ def to_table(frame: pd.DataFrame, entity: str, where: str) -> pa.Table:
     columns = []
     for column in schema:
         try:
-            columns.append(
-                pa.array(frame[column.name], type=column.type, from_pandas=True)
-            )
+            columns.append(pa.array(frame[column.name], type=column.type, from_pandas=True))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
             sample = frame[column.name].head(3).tolist()
             raise SourceError(

@@ -67,7 +67,9 @@ print("HEAVY", ",".join(sorted(added & set({HEAVY!r}))))
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
-    report = dict(line.split(" ", 1) for line in out.splitlines() if line.startswith(("SECONDS", "HEAVY")))
+    report = dict(
+        line.split(" ", 1) for line in out.splitlines() if line.startswith(("SECONDS", "HEAVY"))
+    )
     seconds, heavy = float(report["SECONDS"]), report["HEAVY"].strip()
     assert heavy == "", f"{path.name} imports {heavy} at parse time"
     assert seconds < 0.5, f"{path.name} took {seconds:.2f} s to parse"

@@ -58,7 +58,9 @@ def raw(lake, source: str, entity: str, day: date = DAY):
     return storage.read_table(storage.partition_uri(str(lake), "raw", source, entity, day))
 
 
-def test_demo_shop_dag_on_sqlite_lands_the_day_and_reruns_identically(airflow_home, shop_sqlite, lake):
+def test_demo_shop_dag_on_sqlite_lands_the_day_and_reruns_identically(
+    airflow_home, shop_sqlite, lake
+):
     from cva_tasks.airflow_runner import run_dag_for_day
 
     assert run_dag_for_day("cva_source_demo_shop", DAY) == "success"
@@ -73,7 +75,9 @@ def test_demo_shop_dag_on_sqlite_lands_the_day_and_reruns_identically(airflow_ho
     assert run_dag_for_day("cva_source_demo_shop", DAY) == "success"
     for entity, table in first.items():
         assert raw(lake, "demo_shop", entity).equals(table), entity
-    fs, path = storage.filesystem(storage.partition_uri(str(lake), "raw", "demo_shop", "transactions", DAY))
+    fs, path = storage.filesystem(
+        storage.partition_uri(str(lake), "raw", "demo_shop", "transactions", DAY)
+    )
     assert fs.ls(path, detail=False) == [f"{path}/part-0.parquet"]
 
 
@@ -93,7 +97,10 @@ def test_negative_price_is_quarantined_in_a_dag_run(airflow_home, shop_sqlite, l
     ).to_pylist()
     assert {q["transaction_id"] for q in quarantine} == {f"L{line_id}"}
     assert "expect_column_values_to_be_between(unit_price)" in quarantine[0]["dq_rules"]
-    assert f"L{line_id}" not in raw(lake, "demo_shop", "transactions").column("transaction_id").to_pylist()
+    assert (
+        f"L{line_id}"
+        not in raw(lake, "demo_shop", "transactions").column("transaction_id").to_pylist()
+    )
 
 
 def test_failed_run_keeps_the_landed_partition(airflow_home, shop_sqlite, lake, tmp_path):
@@ -107,13 +114,15 @@ def test_failed_run_keeps_the_landed_partition(airflow_home, shop_sqlite, lake, 
 
 
 @pytest.mark.postgres
-def test_demo_shop_dag_on_postgresql(airflow_home, demo_frames, lake, pg_schema, monkeypatch, tmp_path):
+def test_demo_shop_dag_on_postgresql(
+    airflow_home, demo_frames, lake, pg_schema, monkeypatch, tmp_path
+):
     import sqlalchemy as sa
 
     from cva_tasks.airflow_runner import run_dag_for_day
     from cva_tasks.demo.shop import write_database
 
-    url, airflow_uri, schema = pg_schema
+    url, airflow_uri, _schema = pg_schema
     write_database(demo_frames, url)
     monkeypatch.setenv("AIRFLOW_CONN_CVA_DEMO_SHOP", airflow_uri)
     assert run_dag_for_day("cva_source_demo_shop", DAY) == "success"

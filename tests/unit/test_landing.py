@@ -62,14 +62,15 @@ def quarantine_rows(lake, day: date = DAY):
 
 def test_clean_day_lands_and_rerun_gives_same_rows(drops, lake):
     drops([feedback_line("F1", 5), feedback_line("F2", None), feedback_line("F3", 2)])
-    summary, landed = run_day()
+    summary, _landed = run_day()
     assert summary["rows_clean"] == 3 and summary["passed"]
     first = raw_rows(lake)
     assert [r["feedback_id"] for r in first] == ["F1", "F2", "F3"]
     run_day(run_id="manual__2")
     assert raw_rows(lake) == first
-    assert not storage.exists(landing.work_uri(
-        landing.Settings.from_env(), "manual__2", "demo_feedback", "feedback", DAY))
+    assert not storage.exists(
+        landing.work_uri(landing.Settings.from_env(), "manual__2", "demo_feedback", "feedback", DAY)
+    )
 
 
 def test_rating_of_seven_is_quarantined_with_its_rule(drops, lake):
@@ -126,13 +127,15 @@ def test_drop_missing_a_column_fails_before_anything_lands(drops, lake):
     drops([row])
     with pytest.raises(SourceError, match="rating"):
         run_day()
-    assert storage.list_partitions(storage.join(str(lake), "raw", "demo_feedback", "feedback")) == []
+    assert (
+        storage.list_partitions(storage.join(str(lake), "raw", "demo_feedback", "feedback")) == []
+    )
 
 
 def test_timestamp_outside_the_interval_is_quarantined(drops, lake):
     late = feedback_line("LATE", 4, submitted_at=f"{DAY + timedelta(days=1)}T00:00:00Z")
     drops([feedback_line(f"F{i}", 4) for i in range(30)] + [late])
-    summary, _ = run_day()
+    _summary, _ = run_day()
     assert [r["feedback_id"] for r in quarantine_rows(lake)] == ["LATE"]
     assert "submitted_at" in quarantine_rows(lake)[0]["dq_rules"]
 
@@ -145,4 +148,7 @@ def test_row_count_rule_uses_recent_days(drops, lake):
     drops([feedback_line(f"N{i}", 4) for i in range(600)])
     with pytest.raises(DataQualityError, match="row_count"):
         run_day()
-    assert landing.recent_row_counts(landing.Settings.from_env(), "demo_feedback", "feedback", DAY) == [10] * 4
+    assert (
+        landing.recent_row_counts(landing.Settings.from_env(), "demo_feedback", "feedback", DAY)
+        == [10] * 4
+    )

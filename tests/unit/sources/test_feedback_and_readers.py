@@ -36,7 +36,7 @@ def test_csv_reads_text_and_names_malformed_file(tmp_path):
     assert frame["CustomerID"].isna().tolist() == [False, True]
     broken = tmp_path / "b.csv.gz"
     broken.write_bytes(b"not gzip at all")
-    with pytest.raises(SourceError, match="b.csv.gz: malformed CSV"):
+    with pytest.raises(SourceError, match=r"b\.csv\.gz: malformed CSV"):
         read_csv_text(str(broken))
 
 
