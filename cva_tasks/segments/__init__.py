@@ -1,0 +1,1 @@
+"""Customer segments: RFM scores and the marketer's rule table."""

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cva_tasks.segments.rfm import RuleTableError, load_rules, quintile_scores, score_rfm
+
+
+def test_quintiles_are_even_and_ordered():
+    scores = quintile_scores(pd.Series(range(100)))
+    assert scores.value_counts().to_dict() == {1: 20, 2: 20, 3: 20, 4: 20, 5: 20}
+    assert scores.iloc[0] == 1 and scores.iloc[-1] == 5
+    low_is_good = quintile_scores(pd.Series(range(100)), higher_is_better=False)
+    assert low_is_good.iloc[0] == 5
+
+
+def test_ties_share_one_score():
+    values = pd.Series([1] * 60 + list(range(2, 42)))
+    scores = quintile_scores(values)
+    assert scores.iloc[:60].nunique() == 1
+    assert scores.iloc[:60].iloc[0] == 2, "60 tied at the bottom: average rank is the 30th pct"
+    assert scores.iloc[-1] == 5
+
+
+def features(**columns) -> pd.DataFrame:
+    n = len(next(iter(columns.values())))
+    return pd.DataFrame({"customer_id": [f"c{i}" for i in range(n)], **columns})
+
+
+def test_segments_follow_the_rule_table():
+    frame = features(
+        recency_days=[1.0, 2.0, 300.0, 200.0, 3.0, 900.0, 50.0, 60.0, 70.0, 80.0],
+        frequency=[20, 1, 15, 2, 5, 30, 3, 4, 6, 7],
+        monetary_value=[900.0, 10.0, 800.0, 5.0, 100.0, 2000.0, 50.0, 60.0, 70.0, 80.0],
+    )
+    out = score_rfm(frame).set_index("customer_id")
+    assert out.loc["c0", "segment"] == "Champions"
+    assert out.loc["c1", "segment"] == "New"
+    assert out.loc["c2", "segment"] in {"Can't Lose Them", "At Risk"}
+    assert out.loc["c3", "segment"] == "Hibernating"
+    assert out.loc["c5", "segment"] == "Lost", "no order within 365 days"
+    assert pd.isna(out.loc["c5", "r_score"]) and out.loc["c5", "rfm_cell"] is None or pd.isna(
+        out.loc["c5", "rfm_cell"]
+    )
+    assert out.loc["c0", "rfm_cell"] == f"{out.loc['c0', 'r_score']}{out.loc['c0', 'f_score']}" + (
+        f"{out.loc['c0', 'm_score']}"
+    )
+
+
+def test_default_table_covers_every_cell():
+    rules = load_rules()
+    assert {r.name for r in rules.rules} >= {"Champions", "Loyal", "At Risk", "Hibernating"}
+
+
+def test_table_with_a_gap_is_refused(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text("segments:\n  - name: Champions\n    r: [4, 5]\n")
+    with pytest.raises(RuleTableError, match=r"no segment covers the cell r=1 f=1 m=1"):
+        load_rules(path)
+
+
+def test_marketer_can_change_the_table_without_code(tmp_path, monkeypatch):
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "active_within_days: null\n"
+        "segments:\n  - name: Best\n    r: [5, 5]\n  - name: Rest\n"
+    )
+    monkeypatch.setenv("CVA_RFM_RULES", str(path))
+    frame = features(recency_days=[1.0, 500.0], frequency=[1, 1], monetary_value=[1.0, 1.0])
+    assert score_rfm(frame)["segment"].tolist() == ["Best", "Rest"]
+
+
+def test_bad_range_names_the_segment(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text("segments:\n  - name: Odd\n    f: [0, 7]\n")
+    with pytest.raises(RuleTableError, match="segment 'Odd': f range"):
+        load_rules(path)
