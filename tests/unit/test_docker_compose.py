@@ -36,7 +36,7 @@ def test_services_of_an_airflow_3_stack(compose):
 
 def test_image_matches_the_pinned_airflow_version(compose):
     pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    airflow = next(p for p in pins if p.startswith("apache-airflow=="))
+    airflow = next(p for p in pins if p.startswith("apache-airflow[postgres]=="))
     version = airflow.split("==")[1]
     image = compose["services"]["airflow-scheduler"]["image"]
     assert image == f"apache/airflow:{version}-python3.11"
