@@ -127,6 +127,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if result["ok"] else 1
 
 
+BENCHMARKS = {
+    "features": ("benchmarks.bench_features", "feature engine vs idiomatic pandas"),
+    "load": ("benchmarks.bench_load", "warehouse loader vs to_sql and psql \\copy"),
+}
+
+
+def _benchmark_module(name: str):
+    """Import ``benchmarks/<name>`` from the project tree (it is not installed)."""
+    import importlib
+
+    from cva_tasks.settings import PROJECT_ROOT
+
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    return importlib.import_module(BENCHMARKS[name][0])
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    result = _benchmark_module(args.benchmark).command(args)
+    text = result.pop("text", None) if isinstance(result, dict) else None
+    _print(result, args.json, text or json.dumps(result, indent=1, default=str))
+    return 0 if result.get("ok", True) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cva", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--db-url", default=None, help="SQLAlchemy URL (default: sqlite in --out)")
     gen.add_argument("--json", action="store_true")
     gen.set_defaults(func=cmd_generate)
+
+    bench = sub.add_parser("bench", help="benchmarks (time and memory against a baseline)")
+    bench_sub = bench.add_subparsers(dest="benchmark", required=True)
+    for name, (_module, help_text) in BENCHMARKS.items():
+        one = bench_sub.add_parser(name, help=help_text)
+        one.add_argument("--json", action="store_true")
+        _benchmark_module(name).add_arguments(one)  # benchmark modules import light at top
+        one.set_defaults(func=cmd_bench)
 
     sources = sub.add_parser("sources", help="list the registered sources")
     sources.add_argument("--json", action="store_true")

@@ -1,0 +1,167 @@
+"""A real Airflow 3 deployment for tests: API server, scheduler, DAG processor.
+
+LocalExecutor on a PostgreSQL metadata database of its own; every port bound
+to 127.0.0.1 (the scheduler's log server is skipped: it would listen on all
+interfaces). Used by the backfill test; stops everything on exit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+BIN = Path(sys.executable).parent
+
+
+def parse_json_output(out: str):
+    """The JSON document of an ``airflow ... -o json`` call (log lines may precede it)."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(("[", "{")))
+    return json.loads("\n".join(lines[start:]))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class AirflowCluster:
+    def __init__(self, home: Path, pg_dsn: str, extra_env: dict[str, str]):
+        self.home = home
+        self.admin = sa.create_engine(pg_dsn, isolation_level="AUTOCOMMIT")
+        self.db = f"cva_airflow_{uuid.uuid4().hex[:8]}"
+        base = pg_dsn.rsplit("/", 1)[0]
+        port = free_port()
+        self.env = {
+            **os.environ,
+            **extra_env,
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{base}/{self.db}",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        }
+        self.processes: list[subprocess.Popen] = []
+
+    def airflow(self, *args: str, timeout: float = 120) -> str:
+        result = subprocess.run(
+            [str(BIN / "airflow"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"airflow {' '.join(args)} failed:\n{result.stderr[-4000:]}")
+        return result.stdout
+
+    def __enter__(self) -> AirflowCluster:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self.admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {self.db}"))
+        self.airflow("db", "migrate", timeout=300)
+        logs = self.home / "logs"
+        logs.mkdir(exist_ok=True)
+        for name, args in (
+            ("api-server", ["api-server"]),
+            ("scheduler", ["scheduler", "--skip-serve-logs"]),
+            ("dag-processor", ["dag-processor"]),
+        ):
+            out = open(logs / f"{name}.out", "wb")  # noqa: SIM115 - closed with the process
+            self.processes.append(
+                subprocess.Popen(
+                    [str(BIN / "airflow"), *args],
+                    env=self.env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for process in self.processes:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        with self.admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)"))
+        self.admin.dispose()
+
+    def wait_for_dags(self, dag_ids: list[str], timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            listed = {d["dag_id"] for d in parse_json_output(self.airflow("dags", "list", "-o", "json"))}
+            if set(dag_ids) <= listed:
+                return
+            time.sleep(3)
+        raise TimeoutError(f"DAGs {dag_ids} not parsed within {timeout} s")
+
+    def check_alive(self) -> None:
+        for process in self.processes:
+            if process.poll() is not None:
+                log = (self.home / "logs").glob("*.out")
+                tails = {p.name: p.read_text()[-2000:] for p in log}
+                raise RuntimeError(f"an Airflow process exited: {process.args}\n{tails}")
+
+    def runs(self, dag_id: str) -> list[dict]:
+        return parse_json_output(self.airflow("dags", "list-runs", dag_id, "-o", "json"))
+
+    def wait_for_runs(
+        self,
+        dag_id: str,
+        count: int,
+        *,
+        run_type: str | None = None,
+        timeout: float = 900,
+        cleared: bool = False,
+    ) -> list[dict]:
+        """Wait until ``count`` runs (of ``run_type``) exist and all have finished.
+
+        With ``cleared``, first wait for a cleared run to leave its final state.
+        """
+        deadline = time.monotonic() + timeout
+        seen_unfinished = not cleared
+        while time.monotonic() < deadline:
+            self.check_alive()
+            runs = [
+                r for r in self.runs(dag_id) if run_type is None or r["run_type"] == run_type
+            ]
+            finished = [r for r in runs if r["state"] in ("success", "failed")]
+            if len(finished) < len(runs):
+                seen_unfinished = True
+            if seen_unfinished and len(runs) >= count and len(finished) == len(runs):
+                return runs
+            time.sleep(3)
+        raise TimeoutError(f"{dag_id}: runs not finished in {timeout} s: {self.runs(dag_id)}")
+
+    def task_failures(self, dag_id: str) -> str:
+        """The tail of the log of every failed task, for an assertion message."""
+        logs = sorted((self.home / "logs").glob(f"dag_id={dag_id}/**/*.log"))
+        failed = [p for p in logs if "ERROR" in p.read_text(errors="replace")]
+        return "\n".join(f"{p}:\n{p.read_text(errors='replace')[-3000:]}" for p in failed[:3])
