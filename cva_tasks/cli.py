@@ -63,6 +63,7 @@ DEMO_SOURCES = ("demo_shop", "demo_feedback")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate the demo shop, land its history, run the source DAGs and the daily DAG."""
     from cva_tasks.airflow_runner import prepare_airflow_home
     from cva_tasks.settings import Settings
 
@@ -70,61 +71,109 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     os.environ["CVA_HOME"] = str(settings.home)
     prepare_airflow_home()
-    from cva_tasks.demo.shop import DEFAULT_END, generate_shop
+    from cva_tasks.demo.lake import write_raw_from_frames
+    from cva_tasks.demo.shop import DEFAULT_END, DEFAULT_START, generate_frames, generate_shop
 
     log.info("generating the demo shop (%d customers) in %s", args.customers, settings.demo_dir)
-    shop = generate_shop(settings.demo_dir, n_customers=args.customers, seed=args.seed)
+    frames = generate_frames(n_customers=args.customers, seed=args.seed)
+    shop = generate_shop(
+        settings.demo_dir, n_customers=args.customers, seed=args.seed, frames=frames
+    )
     os.environ["AIRFLOW_CONN_CVA_DEMO_SHOP"] = f"sqlite:///{settings.demo_dir / 'shop.db'}"
 
-    from cva_tasks import storage
-    from cva_tasks.airflow_runner import output_to, run_dag_for_day
-    from cva_tasks.sources.registry import get_source
-
     days = [DEFAULT_END - timedelta(days=n) for n in reversed(range(args.days))]
+    history = [
+        DEFAULT_START + timedelta(days=n) for n in range((days[0] - DEFAULT_START).days)
+    ]
+    log.info(
+        "landing %d days of history (%s..%s) in bulk; the last %d day(s) go through Airflow",
+        len(history), history[0], history[-1], len(days),
+    )
+    write_raw_from_frames(frames, settings.data_root, days=history)
+
+    from cva_tasks.airflow_runner import output_to, run_dag_for_day
+
     airflow_log = settings.home / "logs" / "demo-airflow.log"
     runs = []
     for ds in days:
-        for name in DEMO_SOURCES:
-            dag_id = f"cva_source_{name}"
+        for dag_id in (*(f"cva_source_{name}" for name in DEMO_SOURCES), "cva_customer_value"):
             log.info("running %s for ds=%s (Airflow's log: %s)", dag_id, ds, airflow_log)
             with output_to(airflow_log):
                 state = run_dag_for_day(dag_id, ds)
             log.info("%s ds=%s: %s", dag_id, ds, state)
             runs.append({"dag_id": dag_id, "ds": ds.isoformat(), "state": state})
-    landed = []
+    result = {
+        "ok": all(r["state"] == "success" for r in runs),
+        "shop": shop,
+        "runs": runs,
+        **_demo_outputs(settings, days[-1]),
+        "airflow_home": os.environ["AIRFLOW_HOME"],
+        "airflow_log": str(airflow_log),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    _print(result, args.json, _demo_text(result, args, settings))
+    return 0 if result["ok"] else 1
+
+
+def _demo_outputs(settings, ds) -> dict:
+    """What the demo left behind for day ``ds``: partitions, warehouse rows, segments."""
+    from cva_tasks import storage
+    from cva_tasks.sources.registry import get_source
+    from cva_tasks.warehouse import get_warehouse
+
+    partitions = []
     for name in DEMO_SOURCES:
         for spec in get_source(name).entities:
             for zone in ("raw", "quarantine"):
-                uri = storage.partition_uri(settings.data_root, zone, name, spec.entity, days[-1])
+                uri = storage.partition_uri(settings.data_root, zone, name, spec.entity, ds)
                 rows = storage.read_table(uri).num_rows if storage.exists(uri) else 0
-                landed.append(
+                partitions.append(
                     {"source": name, "entity": spec.entity, "zone": zone, "rows": rows, "uri": uri}
                 )
-    result = {
-        "ok": all(r["state"] == "success" for r in runs),
-        "seconds": round(time.monotonic() - started, 1),
-        "shop": shop,
-        "runs": runs,
-        "partitions": landed,
+    warehouse = get_warehouse()
+    try:
+        scores = warehouse.read_table("customer_scores", ds).to_pandas()
+    except Exception:  # a failed run may have published nothing: report it, don't crash
+        scores = None
+    segments = (
+        {str(k): int(v) for k, v in scores["segment"].value_counts().items()}
+        if scores is not None
+        else {}
+    )
+    return {
+        "ds": ds.isoformat(),
+        "partitions": partitions,
+        "features": storage.join(settings.data_root, "features", "customer", f"ds={ds}"),
+        "customers_scored": 0 if scores is None else len(scores),
+        "segments": segments,
+        "warehouse": warehouse.location,
+        "table": "customer_scores",
         "lake": settings.data_root,
         "data_docs": [str(settings.home / "data_docs" / n / "index.html") for n in DEMO_SOURCES],
-        "airflow_home": os.environ["AIRFLOW_HOME"],
-        "airflow_log": str(airflow_log),
     }
-    lines = [
-        f"demo shop: {args.customers} customers in {settings.demo_dir}",
-        *(f"  {r['dag_id']} ds={r['ds']}: {r['state']}" for r in runs),
-        f"landed for ds={days[-1]} (lake: {settings.data_root}):",
-        *(
-            f"  {p['zone']:<10} {p['source']}.{p['entity']:<13} {p['rows']:>6} rows  {p['uri']}"
-            for p in landed
-        ),
-        "data docs: " + ", ".join(result["data_docs"]),
-        f"Airflow's task log: {airflow_log}",
-        f"done in {result['seconds']} s" + ("" if result["ok"] else " WITH FAILED RUNS"),
-    ]
-    _print(result, args.json, "\n".join(lines))
-    return 0 if result["ok"] else 1
+
+
+def _demo_text(result: dict, args, settings) -> str:
+    landed = [p for p in result["partitions"] if p["zone"] == "raw" or p["rows"]]
+    return "\n".join(
+        [
+            f"demo shop: {args.customers} customers in {settings.demo_dir}",
+            *(f"  {r['dag_id']:<28} ds={r['ds']}: {r['state']}" for r in result["runs"]),
+            f"landed for ds={result['ds']} (lake: {result['lake']}):",
+            *(
+                f"  {p['zone']:<10} {p['source'] + '.' + p['entity']:<24} {p['rows']:>6} rows"
+                f"  {p['uri']}"
+                for p in landed
+            ),
+            f"features: {result['features']}",
+            f"customers scored for {result['ds']}: {result['customers_scored']}, by segment:",
+            *(f"  {name:<20} {count:>6}" for name, count in result["segments"].items()),
+            f"warehouse table {result['table']}: {result['warehouse']}",
+            "data docs: " + ", ".join(result["data_docs"]),
+            f"Airflow's task log: {result['airflow_log']}",
+            f"done in {result['seconds']} s" + ("" if result["ok"] else " WITH FAILED RUNS"),
+        ]
+    )
 
 
 BENCHMARKS = {

@@ -1584,6 +1584,7 @@ def generate_shop(
     start: date = DEFAULT_START,
     end: date = DEFAULT_END,
     db_url: str | None = None,
+    frames: ShopFrames | None = None,
 ) -> dict:
     """Generate the demo shop and write all its outputs.
 
@@ -1598,6 +1599,8 @@ def generate_shop(
         start: First day of the period.
         end: Last day of the period, inclusive.
         db_url: SQLAlchemy URL of the target database; default the SQLite file.
+        frames: the shop already generated with the same arguments, when the
+            caller needs the frames too (``cva demo`` lands history from them).
 
     Returns:
         JSON-able summary: ``n_customers``, ``seed``, ``period``, ``counts`` per
@@ -1615,7 +1618,8 @@ def generate_shop(
     logger.info(
         "generating the demo shop: %d customers, seed %d, %s..%s", n_customers, seed, start, end
     )
-    frames = generate_frames(n_customers=n_customers, seed=seed, start=start, end=end)
+    if frames is None:
+        frames = generate_frames(n_customers=n_customers, seed=seed, start=start, end=end)
     seconds["generate"] = time.perf_counter() - t0
     t = time.perf_counter()
     logger.info("writing the database %s", sa.engine.make_url(db_url).render_as_string())
