@@ -150,7 +150,9 @@ class AirflowCluster:
         while time.monotonic() < deadline:
             self.check_alive()
             runs = [
-                r for r in self.runs(dag_id) if run_type is None or r["run_type"] == run_type
+                r
+                for r in self.runs(dag_id)
+                if run_type is None or r["run_id"].startswith(f"{run_type}__")
             ]
             finished = [r for r in runs if r["state"] in ("success", "failed")]
             if len(finished) < len(runs):

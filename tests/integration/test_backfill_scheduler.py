@@ -66,7 +66,7 @@ def test_seven_day_backfill_and_clear_rerun(tmp_path, pg_schema):
         cluster.airflow(
             "backfill", "create", "--dag-id", DAG_ID,
             "--from-date", FIRST.isoformat(), "--to-date", LAST.isoformat(),
-            "--max-active-runs", "2",
+            "--max-active-runs", "2", "--reprocess-behavior", "completed",
         )
         runs = cluster.wait_for_runs(DAG_ID, len(DAYS), run_type="backfill", timeout=1200)
         assert sorted(r["logical_date"][:10] for r in runs) == [d.isoformat() for d in DAYS]
