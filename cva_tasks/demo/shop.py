@@ -553,6 +553,10 @@ def _make_products(rng: np.random.Generator, n: int, period: _Period) -> _Produc
         edit_from + (rng.random(total) * (period.end_s - edit_from)).astype(np.int64),
         created,
     )
+    # The catalogue was migrated into this database on the first day, so rows older
+    # than the period carry that day's updated_at: the first run's watermark
+    # extraction is the initial full load.
+    updated = np.maximum(updated, period.start_s + np.arange(total, dtype=np.int64) % 3600)
     product_id = np.arange(1, total + 1, dtype=np.int64)
     codes = np.array([c.code for c in CATEGORIES], dtype=object)[category]
     sku = [f"{c}-{i:05d}" for c, i in zip(codes, product_id, strict=True)]
@@ -640,6 +644,9 @@ def _make_customers(
         signup + (rng.random(n) * (period.end_s - signup)).astype(np.int64),
         signup,
     )
+    # Customers who signed up before the period were migrated in on the first day
+    # (see the products above): their rows reach the lake with the first extraction.
+    updated = np.maximum(updated, period.start_s + customer_id.astype(np.int64) % 86400)
     frame = pd.DataFrame(
         {
             "customer_id": customer_id,

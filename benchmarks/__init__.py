@@ -1,0 +1,1 @@
+"""Benchmarks run by ``cva bench ...`` (and as ``python -m benchmarks.<name>``)."""
