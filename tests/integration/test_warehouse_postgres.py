@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
@@ -57,15 +56,24 @@ def query(warehouse: PostgresWarehouse, sql: str, params=None) -> list[tuple]:
         conn.close()
 
 
-def staging_tables(warehouse: PostgresWarehouse) -> list[str]:
+def tables(warehouse: PostgresWarehouse) -> list[str]:
     return [
         r[0]
         for r in query(
             warehouse,
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-            "AND tablename LIKE 'cva_stage_%%' ORDER BY 1",
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1",
         )
     ]
+
+
+def locks_held(warehouse: PostgresWarehouse) -> int:
+    """Advisory locks held in the database by sessions other than the asking one."""
+    return query(
+        warehouse,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND pid <> pg_backend_pid()",
+    )[0][0]
 
 
 def loaded(warehouse: PostgresWarehouse, day: date | None = None) -> pa.Table:
@@ -143,7 +151,7 @@ def test_reload_replaces_exactly_the_day_and_reruns_are_identical(warehouse):
     assert query(
         warehouse, "SELECT count(*), count(DISTINCT (as_of_date, customer_id)) FROM customer_scores"
     ) == [(4500, 4500)]
-    assert staging_tables(warehouse) == []
+    assert tables(warehouse) == ["customer_scores", "schema_migrations"]
 
 
 def test_values_survive_the_csv_copy_exactly(warehouse):
@@ -177,8 +185,9 @@ def test_values_survive_the_csv_copy_exactly(warehouse):
 
 
 def _state_is(warehouse: PostgresWarehouse, before: pa.Table) -> None:
+    """The day has exactly its previous rows and the load left nothing behind."""
     assert loaded(warehouse, DAY).equals(before)
-    assert staging_tables(warehouse) == []
+    assert tables(warehouse) == ["customer_scores", "schema_migrations"]
 
 
 def test_server_gone_during_copy_keeps_the_day_and_rerun_completes(warehouse, monkeypatch):
@@ -205,9 +214,9 @@ def test_server_gone_during_copy_keeps_the_day_and_rerun_completes(warehouse, mo
     assert loaded(warehouse, DAY).drop_columns(["run_id", "loaded_at"]).equals(new)
 
 
-@pytest.mark.parametrize("step", ["copied", "swapped"])
+@pytest.mark.parametrize("step", ["deleted", "copied"])
 def test_server_gone_before_commit_keeps_the_day(warehouse, monkeypatch, step):
-    """``copied``: COPY done, day untouched; ``swapped``: DELETE + INSERT done, no COMMIT."""
+    """``deleted``: the day's rows deleted; ``copied``: COPY done too; no COMMIT yet."""
     warehouse.replace_partition("customer_scores", rows(DAY, 3000, 1), DAY, "run-1")
     before = loaded(warehouse, DAY)
 
@@ -222,30 +231,54 @@ def test_server_gone_before_commit_keeps_the_day(warehouse, monkeypatch, step):
     _state_is(warehouse, before)
     monkeypatch.undo()
     assert warehouse.replace_partition("customer_scores", new, DAY, "run-2") == 2000
-    assert loaded(warehouse, DAY).num_rows == 2000
+    assert loaded(warehouse, DAY).drop_columns(["run_id", "loaded_at"]).equals(new)
 
 
-@pytest.mark.parametrize("where", ["copying", "copied"])
-def test_failure_injected_before_the_swap_keeps_the_day(warehouse, monkeypatch, where):
-    """``copying``: the CSV stream fails mid-COPY; ``copied``: between COPY and swap."""
+@pytest.mark.parametrize("where", ["deleted", "copying", "copied"])
+def test_failure_injected_before_commit_keeps_the_day(warehouse, monkeypatch, where):
+    """``deleted``: after DELETE; ``copying``: the CSV stream fails mid-COPY (second
+    batch); ``copied``: after COPY, before COMMIT."""
     warehouse.replace_partition("customer_scores", rows(DAY, 1000, 1), DAY, "run-1")
     before = loaded(warehouse, DAY)
 
     def fail(step, rows_sent=0, **context):
-        if step == where and rows_sent in (0, BATCH):
-            raise RuntimeError("injected between COPY and swap")
+        if step == where and rows_sent in (0, 2 * BATCH):
+            raise RuntimeError(f"injected at {step}")
 
     monkeypatch.setattr(load, "_reached", fail)
-    with pytest.raises(RuntimeError, match="injected"):
-        warehouse.replace_partition("customer_scores", rows(DAY, 900, 2), DAY, "run-2")
+    with pytest.raises(RuntimeError, match=f"injected at {where}"):
+        warehouse.replace_partition("customer_scores", rows(DAY, 1500, 2), DAY, "run-2")
     _state_is(warehouse, before)
+    assert locks_held(warehouse) == 0
+
+    monkeypatch.undo()
+    new = rows(DAY, 1500, 2)
+    assert warehouse.replace_partition("customer_scores", new, DAY, "run-3") == 1500
+    assert loaded(warehouse, DAY).drop_columns(["run_id", "loaded_at"]).equals(new)
+
+
+def test_readers_see_the_previous_day_until_commit(warehouse, monkeypatch):
+    warehouse.replace_partition("customer_scores", rows(DAY, 2000, 1), DAY, "run-1")
+    before = loaded(warehouse, DAY)
+    seen = {}
+
+    def look(step, **context):
+        if step in ("deleted", "copied"):
+            # Another session, while this load holds the DELETE and the COPYed rows.
+            seen[step] = loaded(warehouse, DAY)
+
+    monkeypatch.setattr(load, "_reached", look)
+    new = rows(DAY, 1500, 2)
+    assert warehouse.replace_partition("customer_scores", new, DAY, "run-2") == 1500
+    assert seen["deleted"].equals(before) and seen["copied"].equals(before)
+    assert loaded(warehouse, DAY).drop_columns(["run_id", "loaded_at"]).equals(new)
 
 
 def test_a_bad_row_found_by_the_database_keeps_the_day(warehouse):
     warehouse.replace_partition("customer_scores", rows(DAY, 1000, 1), DAY, "run-1")
     before = loaded(warehouse, DAY)
     with pytest.raises(Exception, match="run_id"):
-        # run_id NOT NULL is only checked by PostgreSQL, after COPY and DELETE.
+        # run_id NOT NULL is only checked by PostgreSQL, during COPY, after the DELETE.
         warehouse.replace_partition("customer_scores", rows(DAY, 900, 2), DAY, None)
     _state_is(warehouse, before)
 
@@ -261,54 +294,38 @@ def _run_killed_loader(airflow_uri: str, step: str, seed: int) -> subprocess.Com
         from cva_tasks.warehouse import get_warehouse, load
         from cva_tasks.warehouse.schema import TABLES, sample_rows
 
-        def die(step, **context):
-            if step == {step!r}:
+        def die(step, rows_sent=None, **context):
+            # copying: the second batch is being read, the first is at the server.
+            if step == {step!r} and rows_sent in (None, {2 * BATCH}):
                 os.kill(os.getpid(), signal.SIGKILL)
 
         load._reached = die
         day = date.fromisoformat("{DAY}")
         rows = sample_rows(TABLES["customer_scores"], day, 3000, seed={seed})
-        get_warehouse().replace_partition("customer_scores", rows, day, "killed-run")
+        warehouse = get_warehouse(batch_rows={BATCH})
+        warehouse.replace_partition("customer_scores", rows, day, "killed-run")
         """
     )
     env = {"AIRFLOW_CONN_CVA_WAREHOUSE": airflow_uri, "PATH": "/usr/bin:/bin"}
     return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("step", ["copied", "swapped"])
-def test_loader_killed_between_copy_and_commit(warehouse, pg_schema, step):
+@pytest.mark.parametrize("step", ["deleted", "copying", "copied"])
+def test_loader_killed_before_commit(warehouse, pg_schema, step):
+    """SIGKILL after DELETE, mid-COPY (one batch of six sent) or after COPY."""
     _, airflow_uri, _ = pg_schema
     warehouse.replace_partition("customer_scores", rows(DAY, 3000, 1), DAY, "run-1")
     before = loaded(warehouse, DAY)
 
     result = _run_killed_loader(airflow_uri, step, seed=2)
     assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
-    # The killed client's transaction (staging table included) dies with its session.
+    # The killed client's transaction dies with its session: the server sees the
+    # socket close and rolls back the DELETE and whatever COPY had written.
     _state_is(warehouse, before)
 
     new = rows(DAY, 3000, 2)
     assert warehouse.replace_partition("customer_scores", new, DAY, "run-3") == 3000
     assert loaded(warehouse, DAY).drop_columns(["run_id", "loaded_at"]).equals(new)
-    assert staging_tables(warehouse) == []
-
-
-def test_leftover_staging_tables_are_dropped_by_the_next_load(warehouse):
-    now = time.time()
-    old = now - 2 * 3600
-    cols = "(as_of_date DATE, customer_id TEXT)"
-    leftovers = {
-        "same_day": load.staging_name("customer_scores", DAY, now),
-        "old_other_day": load.staging_name("customer_scores", OTHER_DAY, old),
-        "fresh_other_day": load.staging_name("customer_scores", OTHER_DAY, now),
-        "not_ours": "cva_stage_something_else",
-    }
-    for name in leftovers.values():
-        query(warehouse, f"CREATE UNLOGGED TABLE {name} {cols}")
-
-    warehouse.replace_partition("customer_scores", rows(DAY, 100, 1), DAY, "run-1")
-    assert staging_tables(warehouse) == sorted(
-        [leftovers["fresh_other_day"], leftovers["not_ours"]]
-    )
 
 
 # --- concurrency -----------------------------------------------------------------------------
@@ -349,7 +366,7 @@ def test_concurrent_loads_of_different_days_and_of_the_same_day(warehouse):
     winner = {"run-c": c, "run-d": d}[day["run_id"][0].as_py()]
     assert day.drop_columns(["run_id", "loaded_at"]).equals(winner)
     assert loaded(warehouse, OTHER_DAY).num_rows == 20_000
-    assert staging_tables(warehouse) == []
+    assert tables(warehouse) == ["customer_scores", "schema_migrations"]
 
 
 def test_wrong_database_names_the_connection_without_the_password(pg_schema, monkeypatch):
