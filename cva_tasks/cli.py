@@ -82,12 +82,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     os.environ["AIRFLOW_CONN_CVA_DEMO_SHOP"] = f"sqlite:///{settings.demo_dir / 'shop.db'}"
 
     days = [DEFAULT_END - timedelta(days=n) for n in reversed(range(args.days))]
-    history = [
-        DEFAULT_START + timedelta(days=n) for n in range((days[0] - DEFAULT_START).days)
-    ]
+    history = [DEFAULT_START + timedelta(days=n) for n in range((days[0] - DEFAULT_START).days)]
     log.info(
         "landing %d days of history (%s..%s) in bulk; the last %d day(s) go through Airflow",
-        len(history), history[0], history[-1], len(days),
+        len(history),
+        history[0],
+        history[-1],
+        len(days),
     )
     write_raw_from_frames(frames, settings.data_root, days=history)
 

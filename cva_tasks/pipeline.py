@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from cva_tasks import storage
@@ -43,13 +43,13 @@ def as_day(value: date | datetime | str) -> date:
     if isinstance(value, str):
         return date.fromisoformat(value[:10])
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).date()
+        return value.astimezone(UTC).date()
     return value
 
 
 def as_of_instant(ds: date) -> datetime:
     """The end of day ``ds``'s interval: features use only what happened before it."""
-    return datetime(ds.year, ds.month, ds.day, tzinfo=timezone.utc) + timedelta(days=1)
+    return datetime(ds.year, ds.month, ds.day, tzinfo=UTC) + timedelta(days=1)
 
 
 def pipeline_sources(ds: date) -> list[Source]:
@@ -100,14 +100,18 @@ def stage(ds: date | str) -> dict[str, Any]:
 
     ds = as_day(ds)
     settings = Settings.from_env()
-    staged_days = set(storage.list_partitions(storage.join(settings.data_root, "staged", "transactions")))
+    staged_days = set(
+        storage.list_partitions(storage.join(settings.data_root, "staged", "transactions"))
+    )
     landed_days: set[date] = set()
     for source in all_sources():
         for spec in source.entities:
             landed_days.update(
-                storage.list_partitions(storage.join(settings.data_root, "raw", source.name, spec.entity))
+                storage.list_partitions(
+                    storage.join(settings.data_root, "raw", source.name, spec.entity)
+                )
             )
-    todo = sorted(d for d in landed_days if d < ds and d not in staged_days) + [ds]
+    todo = [*sorted(d for d in landed_days if d < ds and d not in staged_days), ds]
     rows: dict[str, int] = {}
     for number, day in enumerate(todo, start=1):
         names = [s.name for s in pipeline_sources(day) if source_landed(s.name, day)]
@@ -162,7 +166,11 @@ def score(ds: date | str) -> dict[str, Any]:
     uri = storage.replace_partition(table, scores_partition(settings, ds))
     segments = frame["segment"].value_counts().sort_index().to_dict()
     log.info("scored %d customers for ds=%s: %s", len(frame), ds, segments)
-    return {"uri": uri, "rows": len(frame), "segments": {str(k): int(v) for k, v in segments.items()}}
+    return {
+        "uri": uri,
+        "rows": len(frame),
+        "segments": {str(k): int(v) for k, v in segments.items()},
+    }
 
 
 def scores_partition(settings: Settings, ds: date) -> str:

@@ -142,13 +142,17 @@ def score_rfm(features: pd.DataFrame, rules: RuleTable | None = None) -> pd.Data
     cells = [
         rules.segment_of(int(r), int(f), int(m)) if ok else rules.inactive_segment
         for r, f, m, ok in zip(
-            out["r_score"].fillna(0), out["f_score"].fillna(0), out["m_score"].fillna(0),
-            active, strict=True,
+            out["r_score"].fillna(0),
+            out["f_score"].fillna(0),
+            out["m_score"].fillna(0),
+            active,
+            strict=True,
         )
     ]
     out["segment"] = pd.Series(cells, index=features.index, dtype="string")
     rfm_cell = (
-        out["r_score"].astype("string") + out["f_score"].astype("string")
+        out["r_score"].astype("string")
+        + out["f_score"].astype("string")
         + out["m_score"].astype("string")
     )
     out["rfm_cell"] = rfm_cell.where(active, None)

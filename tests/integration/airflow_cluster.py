@@ -7,6 +7,7 @@ interfaces). Used by the backfill test; stops everything on exit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -85,7 +86,7 @@ class AirflowCluster:
             ("scheduler", ["scheduler", "--skip-serve-logs"]),
             ("dag-processor", ["dag-processor"]),
         ):
-            out = open(logs / f"{name}.out", "wb")  # noqa: SIM115 - closed with the process
+            out = open(logs / f"{name}.out", "wb")
             self.processes.append(
                 subprocess.Popen(
                     [str(BIN / "airflow"), *args],
@@ -99,10 +100,8 @@ class AirflowCluster:
 
     def __exit__(self, *exc) -> None:
         for process in self.processes:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         for process in self.processes:
             try:
                 process.wait(timeout=30)
@@ -116,7 +115,9 @@ class AirflowCluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
-            listed = {d["dag_id"] for d in parse_json_output(self.airflow("dags", "list", "-o", "json"))}
+            listed = {
+                d["dag_id"] for d in parse_json_output(self.airflow("dags", "list", "-o", "json"))
+            }
             if set(dag_ids) <= listed:
                 return
             time.sleep(3)

@@ -57,16 +57,23 @@ def test_seven_day_backfill_and_clear_rerun(tmp_path, pg_schema):
         "AIRFLOW_CONN_CVA_WAREHOUSE": airflow_uri,
         "CVA_SENSOR_POKE_SECONDS": "2",
     }
-    pg_dsn = os.environ.get(
-        "CVA_TEST_PG_DSN", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-    )
+    pg_dsn = os.environ.get("CVA_TEST_PG_DSN", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
     with AirflowCluster(tmp_path / "airflow", pg_dsn, env) as cluster:
         cluster.wait_for_dags([DAG_ID])
         cluster.airflow("dags", "unpause", DAG_ID)
         cluster.airflow(
-            "backfill", "create", "--dag-id", DAG_ID,
-            "--from-date", FIRST.isoformat(), "--to-date", LAST.isoformat(),
-            "--max-active-runs", "2", "--reprocess-behavior", "completed",
+            "backfill",
+            "create",
+            "--dag-id",
+            DAG_ID,
+            "--from-date",
+            FIRST.isoformat(),
+            "--to-date",
+            LAST.isoformat(),
+            "--max-active-runs",
+            "2",
+            "--reprocess-behavior",
+            "completed",
         )
         runs = cluster.wait_for_runs(DAG_ID, len(DAYS), run_type="backfill", timeout=1200)
         assert sorted(r["logical_date"][:10] for r in runs) == [d.isoformat() for d in DAYS]
@@ -87,12 +94,19 @@ def test_seven_day_backfill_and_clear_rerun(tmp_path, pg_schema):
 
         rerun_day = DAYS[2]
         cluster.airflow(
-            "tasks", "clear", DAG_ID, "--start-date", rerun_day.isoformat(),
-            "--end-date", rerun_day.isoformat(), "--yes",
+            "tasks",
+            "clear",
+            DAG_ID,
+            "--start-date",
+            rerun_day.isoformat(),
+            "--end-date",
+            rerun_day.isoformat(),
+            "--yes",
         )
         cluster.wait_for_runs(DAG_ID, len(DAYS), run_type="backfill", timeout=600, cleared=True)
-        assert warehouse_rows({"AIRFLOW_CONN_CVA_WAREHOUSE": airflow_uri}, rerun_day) == (
-            per_day[rerun_day]
+        assert (
+            warehouse_rows({"AIRFLOW_CONN_CVA_WAREHOUSE": airflow_uri}, rerun_day)
+            == (per_day[rerun_day])
         )
         for day in DAYS:
             assert len(warehouse_rows({"AIRFLOW_CONN_CVA_WAREHOUSE": airflow_uri}, day)) == len(

@@ -8,13 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 CVA = str(Path(sys.executable).with_name("cva"))
+PG_DSN = os.environ.get("CVA_TEST_PG_DSN", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 
 def test_bench_features_small(tmp_path):
     result = subprocess.run(
         [CVA, "bench", "features", "--customers", "1500", "--repeats", "1", "--json"],
-        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -25,3 +31,37 @@ def test_bench_features_small(tmp_path):
         assert size["engines"][engine]["median"]["seconds"] > 0
         assert size["engines"][engine]["median"]["peak_rss_mb"] > 0
     assert size["speedup"] > 0 and size["memory_ratio"] > 0
+
+
+@pytest.mark.postgres
+def test_bench_load_small(tmp_path, pg_schema):
+    result = subprocess.run(
+        [
+            CVA,
+            "bench",
+            "load",
+            "--rows",
+            "20000",
+            "--to-sql-rows",
+            "2000",
+            "--repeats",
+            "1",
+            "--dsn",
+            PG_DSN,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert report["final_row_counts"] == {
+        "bench_copy": 20000,
+        "bench_to_sql": 2000,
+        "customer_scores": 20000,
+    }
+    for method in ("loader", "psql_copy", "to_sql"):
+        assert report["methods"][method]["rows_per_s"] > 0
+    assert report["ratios"]["loader_vs_to_sql_rows_per_s"] > 1
