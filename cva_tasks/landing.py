@@ -259,12 +259,14 @@ def build_docs(source_name: str, ds: date | str) -> str:
     results = []
     for spec in source.entities:
         dq_partition = storage.partition_uri(settings.data_root, "dq", source_name, spec.entity, ds)
+        if not storage.exists(dq_partition):
+            continue
         fs, path = storage.filesystem(dq_partition)
-        if fs.exists(path):
-            results += [
-                storage.read_json(f"{dq_partition}/{p.rsplit('/', 1)[1]}")
-                for p in fs.ls(path, detail=False)
-                if p.rsplit("/", 1)[1].startswith("run=")
-            ]
+        names = sorted(p.rsplit("/", 1)[1] for p in fs.ls(path, detail=False))
+        results += [
+            storage.read_json(storage.join(dq_partition, name))
+            for name in names
+            if name.startswith("run=")
+        ]
     docs_dir = settings.home / "data_docs" / source_name
     return str(build_data_docs(results, docs_dir))
