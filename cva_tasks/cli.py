@@ -201,6 +201,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0 if result.get("ok", True) else 1
 
 
+# name -> (module under cva_tasks.evaluation, help)
+EVALUATIONS: dict[str, tuple[str, str]] = {}
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import importlib
+
+    result = importlib.import_module(EVALUATIONS[args.evaluation][0]).command(args)
+    text = result.pop("text", None) if isinstance(result, dict) else None
+    _print(result, args.json, text or json.dumps(result, indent=1, default=str))
+    return 0 if result.get("ok", True) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cva", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -227,6 +240,18 @@ def build_parser() -> argparse.ArgumentParser:
         one.add_argument("--json", action="store_true")
         _benchmark_module(name).add_arguments(one)  # benchmark modules import light at top
         one.set_defaults(func=cmd_bench)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="out-of-time model evaluations on the real data in ../shared/data"
+    )
+    evaluate_sub = evaluate.add_subparsers(dest="evaluation", required=True)
+    for name, (module, help_text) in EVALUATIONS.items():
+        import importlib
+
+        one = evaluate_sub.add_parser(name, help=help_text)
+        one.add_argument("--json", action="store_true")
+        importlib.import_module(module).add_arguments(one)
+        one.set_defaults(func=cmd_evaluate)
 
     sources = sub.add_parser("sources", help="list the registered sources")
     sources.add_argument("--json", action="store_true")
