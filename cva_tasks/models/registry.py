@@ -1,0 +1,351 @@
+"""Trained models in the lake: versions, metadata, champions and the training schedule.
+
+Every training of a model kind (``clv``, ``clusters``, ``churn``, ``recommender``,
+``sentiment``) is a *model run*, saved whole under
+``<data root>/models/<kind>/<version>/``: the model's own files plus
+``metadata.json`` (:class:`ModelRun`: training day and window, parameters, the
+out-of-time validation metrics, the previous champion's metric on the same
+validation, whether it was promoted and why, library versions).
+
+The version is ``<kind>-<YYYYMMDD of the training day>``: a rerun of a day's
+training replaces that day's model instead of adding another, so reruns stay
+idempotent like every other output of the pipeline.
+
+Point in time: the model that scores day ``ds`` is the latest *promoted* run
+trained on a day ``<= ds`` (:func:`champion`). A backfilled day is therefore scored
+with the model that was champion on that day, or with one trained as of that day,
+never with a model that saw later data.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from cva_tasks import storage
+from cva_tasks.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ZONE = "models"
+METADATA_FILE = "metadata.json"
+KINDS = ("clv", "clusters", "churn", "recommender", "sentiment")
+_LIBRARIES = (
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "scipy",
+    "scikit-learn",
+    "tensorflow-cpu",
+    "keras",
+    "implicit",
+    "duckdb",
+)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries a model may depend on (installed ones only)."""
+    import platform
+
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@dataclass
+class ModelRun:
+    """Metadata of one training run of a model kind.
+
+    Attributes:
+        kind: model kind, one of :data:`KINDS`.
+        version: ``<kind>-<YYYYMMDD>`` of ``trained_as_of``.
+        trained_as_of: the training day ``ds``: the model saw data up to the end of it.
+        trained_at: wall-clock time of the training (UTC).
+        run_id: the Airflow run (or CLI invocation) that trained it.
+        algorithm: what was fitted, in words (e.g. ``"HistGradientBoosting + isotonic"``).
+        metric: name of the out-of-time validation metric that decides promotion.
+        metric_value: the new model's value of ``metric``.
+        higher_is_better: direction of ``metric``.
+        champion_version: the champion when this run trained (``None`` for the first).
+        champion_metric_value: that champion's ``metric`` on the same validation.
+        promoted: whether this run became the champion.
+        reason: why it was (not) promoted, and why training ran.
+        training_window: ``{"start": ..., "end": ...}`` ISO dates of the training data.
+        validation_window: the same for the out-of-time validation.
+        params: the model's parameters.
+        metrics: every figure of the training report (baselines included).
+        library_versions: :func:`library_versions` at training time.
+    """
+
+    kind: str
+    version: str
+    trained_as_of: date
+    trained_at: datetime
+    run_id: str
+    algorithm: str
+    metric: str
+    metric_value: float | None
+    higher_is_better: bool
+    champion_version: str | None
+    champion_metric_value: float | None
+    promoted: bool
+    reason: str
+    training_window: dict[str, str | None] = field(default_factory=dict)
+    validation_window: dict[str, str | None] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    library_versions: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["trained_as_of"] = self.trained_as_of.isoformat()
+        out["trained_at"] = self.trained_at.isoformat()
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelRun:
+        data = dict(data)
+        data["trained_as_of"] = date.fromisoformat(data["trained_as_of"])
+        data["trained_at"] = datetime.fromisoformat(data["trained_at"])
+        return cls(**data)
+
+
+def version_for(kind: str, ds: date) -> str:
+    return f"{kind}-{ds:%Y%m%d}"
+
+
+def _kind_uri(root: str, kind: str) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {KINDS}")
+    return storage.join(root, ZONE, kind)
+
+
+def _root(data_root: str | None) -> str:
+    return (data_root or Settings.from_env().data_root).rstrip("/")
+
+
+def list_runs(kind: str, data_root: str | None = None) -> list[ModelRun]:
+    """Every saved run of ``kind``, oldest training day first."""
+    root = _root(data_root)
+    fs, base = storage.filesystem(_kind_uri(root, kind))
+    if not fs.exists(base):
+        return []
+    runs = []
+    for entry in sorted(fs.ls(base, detail=False)):
+        name = entry.rstrip("/").rsplit("/", 1)[-1]
+        meta = storage.join(_kind_uri(root, kind), name, METADATA_FILE)
+        if name.startswith(".") or not storage.exists(meta):
+            continue  # a save in progress or an interrupted one: not a run yet
+        runs.append(ModelRun.from_json(storage.read_json(meta)))
+    return sorted(runs, key=lambda run: run.trained_as_of)
+
+
+def champion(kind: str, ds: date, data_root: str | None = None) -> ModelRun | None:
+    """The model that scores day ``ds``: the latest promoted run trained on or before ``ds``."""
+    promoted = [r for r in list_runs(kind, data_root) if r.promoted and r.trained_as_of <= ds]
+    return promoted[-1] if promoted else None
+
+
+def training_due(
+    kind: str, ds: date, every_days: int, data_root: str | None = None
+) -> tuple[bool, str]:
+    """Whether ``kind`` trains on ``ds``, and why.
+
+    It trains when no run exists before ``ds``, when the latest run before ``ds`` is
+    ``every_days`` or more old, or when ``ds`` already has a run (a rerun of the day
+    reproduces its training instead of silently keeping it).
+    """
+    runs = list_runs(kind, data_root)
+    if any(r.trained_as_of == ds for r in runs):
+        return True, f"rerun of the training of {ds.isoformat()}"
+    earlier = [r for r in runs if r.trained_as_of < ds]
+    if not earlier:
+        return True, "no model trained before this day"
+    age = (ds - earlier[-1].trained_as_of).days
+    if age >= every_days:
+        return True, f"last trained {age} days ago (schedule: every {every_days} days)"
+    return False, f"last trained {age} days ago (schedule: every {every_days} days)"
+
+
+def model_uri(run: ModelRun, data_root: str | None = None) -> str:
+    return storage.join(_kind_uri(_root(data_root), run.kind), run.version)
+
+
+def save_run(
+    run: ModelRun, write_files: Callable[[Path], None], data_root: str | None = None
+) -> str:
+    """Save a run: the model's files (written by ``write_files`` into a local folder) and metadata.
+
+    The files go to a hidden folder first and the metadata is written last, so a
+    crash leaves no half-saved version that :func:`list_runs` would pick up; an
+    earlier save of the same version is replaced whole.
+
+    Returns:
+        The URI of the version folder.
+    """
+    root = _root(data_root)
+    target = model_uri(run, root)
+    fs, target_path = storage.filesystem(target)
+    staging_uri = storage.join(_kind_uri(root, run.kind), f".{run.version}.saving")
+    _, staging_path = storage.filesystem(staging_uri)
+    with tempfile.TemporaryDirectory(prefix=f"cva-{run.kind}-") as local:
+        write_files(Path(local))
+        if fs.exists(staging_path):
+            fs.rm(staging_path, recursive=True)
+        fs.makedirs(staging_path, exist_ok=True)
+        for path in sorted(Path(local).rglob("*")):
+            if path.is_file():
+                destination = f"{staging_path}/{path.relative_to(local).as_posix()}"
+                fs.makedirs(destination.rsplit("/", 1)[0], exist_ok=True)
+                fs.put_file(str(path), destination)
+    if fs.exists(target_path):
+        fs.rm(target_path, recursive=True)
+    fs.mv(staging_path, target_path, recursive=True)
+    storage.write_json(run.to_json(), storage.join(target, METADATA_FILE))
+    log.info(
+        "saved model %s (%s %s=%s, promoted=%s) to %s",
+        run.version,
+        run.algorithm,
+        run.metric,
+        run.metric_value,
+        run.promoted,
+        target,
+    )
+    return target
+
+
+def local_copy(run: ModelRun, data_root: str | None = None) -> Path:
+    """A local folder with the run's files (the lake folder itself when the lake is local)."""
+    uri = model_uri(run, data_root)
+    fs, path = storage.filesystem(uri)
+    if "file" in fs.protocol or "local" in fs.protocol:
+        return Path(path)
+    # A rerun of a day replaces the version: key the cache on when it was trained too.
+    stamp = run.trained_at.strftime("%Y%m%dT%H%M%S%f")
+    cache = Settings.from_env().home / "model_cache" / run.kind / run.version / stamp
+    marker = cache / METADATA_FILE
+    if not marker.exists():
+        if cache.exists():
+            shutil.rmtree(cache)
+        cache.mkdir(parents=True)
+        fs.get(path.rstrip("/") + "/", str(cache) + "/", recursive=True)
+    return cache
+
+
+def decide_promotion(
+    metric_value: float | None,
+    champion_metric_value: float | None,
+    *,
+    higher_is_better: bool,
+    tolerance: float,
+    metric: str,
+) -> tuple[bool, str]:
+    """Champion/challenger rule: the new model replaces the champion unless it is worse.
+
+    "Worse" means worse than the champion's value on the same out-of-time
+    validation by more than ``tolerance`` (absolute). A model without a metric
+    (validation impossible, e.g. too little history) is promoted only when there is
+    no champion.
+    """
+    if champion_metric_value is None:
+        if metric_value is None:
+            return True, f"first model; {metric} could not be validated yet"
+        return True, f"no champion to compare with; {metric}={metric_value:.4f}"
+    if metric_value is None:
+        return False, f"{metric} could not be validated; the champion stays"
+    margin = metric_value - champion_metric_value
+    if not higher_is_better:
+        margin = -margin
+    comparison = (
+        f"{metric} {metric_value:.4f} vs champion {champion_metric_value:.4f} "
+        f"on the same validation (tolerance {tolerance:g})"
+    )
+    if margin >= -tolerance:
+        return True, f"promoted: {comparison}"
+    return False, f"kept the champion: {comparison}"
+
+
+def new_run(
+    kind: str,
+    ds: date,
+    run_id: str,
+    report: dict[str, Any],
+    champion_run: ModelRun | None,
+    *,
+    tolerance: float,
+    why: str,
+) -> ModelRun:
+    """Build the :class:`ModelRun` of a training report and decide its promotion.
+
+    ``report`` keys used: ``algorithm``, ``metric``, ``metric_value``,
+    ``higher_is_better``, ``champion_metric`` (the champion on the same validation),
+    ``training_window``, ``validation_window``, ``params``; the whole report is kept
+    in ``metrics``.
+    """
+    metric = report["metric"]
+    higher = bool(report["higher_is_better"])
+    value = _number(report.get("metric_value"))
+    champion_value = _number(report.get("champion_metric")) if champion_run else None
+    promoted, reason = decide_promotion(
+        value, champion_value, higher_is_better=higher, tolerance=tolerance, metric=metric
+    )
+    return ModelRun(
+        kind=kind,
+        version=version_for(kind, ds),
+        trained_as_of=ds,
+        trained_at=datetime.now(UTC),
+        run_id=run_id,
+        algorithm=str(report.get("algorithm", kind)),
+        metric=metric,
+        metric_value=value,
+        higher_is_better=higher,
+        champion_version=champion_run.version if champion_run else None,
+        champion_metric_value=champion_value,
+        promoted=promoted,
+        reason=f"{why}; {reason}",
+        training_window=_jsonable(report.get("training_window", {})),
+        validation_window=_jsonable(report.get("validation_window", {})),
+        params=_jsonable(report.get("params", {})),
+        metrics=_jsonable(report),
+        library_versions=library_versions(),
+    )
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if value == value else None  # NaN: no metric
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as plain JSON: numpy scalars and arrays unboxed, dates as ISO text, NaN as null."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and value != value:
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def runs_trained_on(ds: date, data_root: str | None = None) -> list[ModelRun]:
+    """Runs of every kind trained on ``ds`` (what ``model_runs`` gets for that day)."""
+    return [r for kind in KINDS for r in list_runs(kind, data_root) if r.trained_as_of == ds]
