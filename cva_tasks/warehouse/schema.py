@@ -178,11 +178,164 @@ CUSTOMER_SCORES = TableSpec(
         Column("segment", "TEXT"),
         Column("run_id", "TEXT", nullable=False),
         Column("loaded_at", "TIMESTAMPTZ", nullable=False),
+        # v2: behavioural cluster, lifetime value, churn risk, feedback sentiment. Each
+        # model's version sits beside its outputs; a null version means the model had
+        # not been trained yet on that day (or its outputs did not hold).
+        *(
+            Column(name, type_, since=2)
+            for name, type_ in (
+                ("cluster_id", "INTEGER"),
+                ("cluster_label", "TEXT"),
+                ("cluster_model_version", "TEXT"),
+                ("p_alive", "DOUBLE PRECISION"),
+                ("expected_orders_90d", "DOUBLE PRECISION"),
+                ("expected_orders_365d", "DOUBLE PRECISION"),
+                ("clv_365d", "DOUBLE PRECISION"),
+                ("expected_next_order_at", "TIMESTAMPTZ"),
+                ("clv_model_version", "TEXT"),
+                ("churn_probability", "DOUBLE PRECISION"),
+                ("churn_tier", "TEXT"),
+                ("churn_reasons", "TEXT"),
+                ("churn_model_version", "TEXT"),
+                ("avg_sentiment_90d", "DOUBLE PRECISION"),
+                ("last_feedback_sentiment", "DOUBLE PRECISION"),
+                ("negative_feedback_90d", "INTEGER"),
+                ("sentiment_model_version", "TEXT"),
+            )
+        ),
     ),
     key=("as_of_date", "customer_id"),
 )
 
-TABLES: dict[str, TableSpec] = {CUSTOMER_SCORES.name: CUSTOMER_SCORES}
+SCORE_COLUMNS_V2 = tuple(c.name for c in CUSTOMER_SCORES.columns if c.since == 2)
+
+_LOADED = (
+    Column("run_id", "TEXT", nullable=False),
+    Column("loaded_at", "TIMESTAMPTZ", nullable=False),
+)
+
+SEGMENT_PROFILES = TableSpec(
+    name="segment_profiles",
+    grain="one row per behavioural cluster per as-of date; key (as_of_date, cluster_id)",
+    columns=(
+        Column("as_of_date", "DATE", nullable=False),
+        Column("cluster_id", "INTEGER", nullable=False),
+        Column("label", "TEXT", nullable=False),
+        Column("customers", "INTEGER", nullable=False),
+        Column("share_of_customers", "DOUBLE PRECISION"),
+        Column("share_of_revenue", "DOUBLE PRECISION"),
+        Column("median_recency_days", "DOUBLE PRECISION"),
+        Column("median_frequency", "DOUBLE PRECISION"),
+        Column("median_avg_order_value", "DOUBLE PRECISION"),
+        Column("median_monetary_value", "DOUBLE PRECISION"),
+        Column("median_tenure_days", "DOUBLE PRECISION"),
+        Column("median_return_rate", "DOUBLE PRECISION"),
+        Column("model_version", "TEXT", nullable=False),
+        *_LOADED,
+    ),
+    key=("as_of_date", "cluster_id"),
+)
+
+MODEL_RUNS = TableSpec(
+    name="model_runs",
+    grain="one row per model kind trained on a day; key (as_of_date, kind)",
+    columns=(
+        Column("as_of_date", "DATE", nullable=False),
+        Column("kind", "TEXT", nullable=False),
+        Column("version", "TEXT", nullable=False),
+        Column("trained_at", "TIMESTAMPTZ", nullable=False),
+        Column("algorithm", "TEXT"),
+        Column("metric", "TEXT"),
+        Column("metric_value", "DOUBLE PRECISION"),
+        Column("higher_is_better", "BOOLEAN"),
+        Column("champion_version", "TEXT"),
+        Column("champion_metric_value", "DOUBLE PRECISION"),
+        Column("promoted", "BOOLEAN", nullable=False),
+        Column("reason", "TEXT"),
+        Column("training_start", "DATE"),
+        Column("training_end", "DATE"),
+        Column("validation_start", "DATE"),
+        Column("validation_end", "DATE"),
+        Column("params_json", "TEXT"),
+        Column("metrics_json", "TEXT"),
+        Column("library_versions_json", "TEXT"),
+        *_LOADED,
+    ),
+    key=("as_of_date", "kind"),
+)
+
+CUSTOMER_RECOMMENDATIONS = TableSpec(
+    name="customer_recommendations",
+    grain=(
+        "one row per customer, list and rank per as-of date; "
+        "key (as_of_date, customer_id, list, rank)"
+    ),
+    columns=(
+        Column("as_of_date", "DATE", nullable=False),
+        Column("customer_id", "TEXT", nullable=False),
+        Column("list", "TEXT", nullable=False),
+        Column("rank", "SMALLINT", nullable=False),
+        Column("item_id", "TEXT", nullable=False),
+        Column("item_name", "TEXT"),
+        Column("score", "DOUBLE PRECISION"),
+        Column("reason", "TEXT"),
+        Column("model", "TEXT", nullable=False),
+        Column("model_version", "TEXT", nullable=False),
+        *_LOADED,
+    ),
+    key=("as_of_date", "customer_id", "list", "rank"),
+)
+
+FEEDBACK_SENTIMENT = TableSpec(
+    name="feedback_sentiment",
+    grain=(
+        "one row per piece of feedback, on the day it was submitted; "
+        "key (as_of_date, source, feedback_id)"
+    ),
+    columns=(
+        Column("as_of_date", "DATE", nullable=False),
+        Column("source", "TEXT", nullable=False),
+        Column("feedback_id", "TEXT", nullable=False),
+        Column("customer_id", "TEXT"),
+        Column("submitted_at", "TIMESTAMPTZ", nullable=False),
+        Column("rating", "SMALLINT"),
+        Column("probability", "DOUBLE PRECISION"),
+        Column("label", "TEXT", nullable=False),
+        Column("model_version", "TEXT", nullable=False),
+        *_LOADED,
+    ),
+    key=("as_of_date", "source", "feedback_id"),
+)
+
+FEEDBACK_TOPICS = TableSpec(
+    name="feedback_topics",
+    grain="one row per complaint term per as-of date; key (as_of_date, rank)",
+    columns=(
+        Column("as_of_date", "DATE", nullable=False),
+        Column("rank", "SMALLINT", nullable=False),
+        Column("term", "TEXT", nullable=False),
+        Column("score", "DOUBLE PRECISION"),
+        Column("negative_docs", "INTEGER"),
+        Column("positive_docs", "INTEGER"),
+        Column("share_of_negative", "DOUBLE PRECISION"),
+        Column("window_days", "SMALLINT", nullable=False),
+        Column("model_version", "TEXT", nullable=False),
+        *_LOADED,
+    ),
+    key=("as_of_date", "rank"),
+)
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        CUSTOMER_SCORES,
+        SEGMENT_PROFILES,
+        MODEL_RUNS,
+        CUSTOMER_RECOMMENDATIONS,
+        FEEDBACK_SENTIMENT,
+        FEEDBACK_TOPICS,
+    )
+}
 
 
 # --- migrations ------------------------------------------------------------------
@@ -248,6 +401,16 @@ def add_columns(table: str, *columns: str) -> Callable[[str], list[str]]:
 
 MIGRATIONS: list[Migration] = [
     Migration(1, "customer_scores v1: RFM scores and segment", create_table("customer_scores")),
+    Migration(
+        2,
+        "customer_scores v2: cluster, lifetime value, churn risk, feedback sentiment",
+        add_columns("customer_scores", *SCORE_COLUMNS_V2),
+    ),
+    Migration(3, "segment_profiles", create_table("segment_profiles")),
+    Migration(4, "model_runs", create_table("model_runs")),
+    Migration(5, "customer_recommendations", create_table("customer_recommendations")),
+    Migration(6, "feedback_sentiment", create_table("feedback_sentiment")),
+    Migration(7, "feedback_topics", create_table("feedback_topics")),
 ]
 
 MIGRATIONS_TABLE_SQL = (

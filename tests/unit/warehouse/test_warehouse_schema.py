@@ -78,7 +78,33 @@ def test_migrate_is_idempotent_and_recorded(warehouse):
             "SELECT version, description, applied_at IS NOT NULL FROM schema_migrations"
         ).fetchall()
     assert recorded == [(m.version, m.description, True) for m in MIGRATIONS]
-    assert _columns(warehouse, "customer_scores") == [c[0] for c in V1_COLUMNS]
+    for spec in TABLES.values():
+        assert _columns(warehouse, spec.name) == spec.column_names
+    v1 = _columns(warehouse, "customer_scores")[: len(V1_COLUMNS)]
+    assert v1 == [c[0] for c in V1_COLUMNS]
+
+
+def test_a_v1_warehouse_is_brought_forward_keeping_its_rows(warehouse):
+    from datetime import date
+
+    from cva_tasks.warehouse.schema import sample_rows
+
+    assert migrate(warehouse, MIGRATIONS[:1]) == [1]
+    v1 = TABLES["customer_scores"].at_version(1)
+    day = date(2025, 3, 1)
+    rows = sample_rows(v1, day, 20)
+    with duckdb.connect(str(warehouse.path)) as con:
+        con.register("v1_rows", rows)
+        con.execute(
+            "INSERT INTO customer_scores SELECT *, 'old-run', TIMESTAMPTZ '2025-03-02 00:00:00+00'"
+            " FROM v1_rows"
+        )
+    assert migrate(warehouse) == [m.version for m in MIGRATIONS[1:]]
+    kept = warehouse.read_table("customer_scores", day)
+    assert kept.num_rows == 20
+    assert kept.column_names == TABLES["customer_scores"].column_names
+    assert kept["customer_id"].to_pylist() == rows["customer_id"].to_pylist()
+    assert kept["churn_probability"].null_count == 20
 
 
 def test_versions_must_increase_and_history_cannot_be_inserted_into(warehouse):
