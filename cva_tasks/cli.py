@@ -202,7 +202,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 # name -> (module under cva_tasks.evaluation, help)
-EVALUATIONS: dict[str, tuple[str, str]] = {}
+EVALUATIONS: dict[str, tuple[str, str]] = {
+    "recommendations": (
+        "cva_tasks.evaluation.recommendations",
+        "next-best items: bestsellers, item-CF, ALS out of time",
+    ),
+}
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
