@@ -79,6 +79,12 @@ A label is generated once, at fit time, from the training profile: for each key 
   ``P(avg_order_value) <= 0.3``; else ``customers`` (``average customers`` when it is
   the only word).
 
+A cluster that inherits an id from the previous model keeps that model's label, so a
+median sitting on a rule's border (a median frequency of 1 one week, 2 the next) does
+not rename a segment every retrain; the label it would get afresh is recorded in
+``matching["pairs"][i]["generated_label"]``, where drift shows. A new cluster gets its
+generated label (with ``(cluster <id>)`` if an inherited label already has those words).
+
 Two clusters with the same words are told apart by the key feature on which their
 positions differ most (``..., more recent`` / ``..., less recent``: the lowest and the
 highest of the group get a qualifier); any that still collide get ``(cluster <id>)``.
@@ -591,6 +597,24 @@ def make_labels(features: pd.DataFrame, ids: np.ndarray, cluster_ids: np.ndarray
     return labels
 
 
+def _carry_labels(
+    previous: ClusterModel, generated: dict[int, str], matching: dict[str, Any]
+) -> dict[int, str]:
+    """Inherited clusters keep their label; new ones get theirs, made unique against them.
+
+    Also records each cluster's freshly generated label in ``matching["pairs"]``.
+    """
+    labels = {cid: previous.labels[cid] for cid in generated if cid in previous.labels}
+    for cid in sorted(generated):
+        if cid not in labels:
+            fresh = generated[cid]
+            labels[cid] = f"{fresh} (cluster {cid})" if fresh in labels.values() else fresh
+    for pair in matching["pairs"]:
+        pair["generated_label"] = generated[pair["cluster_id"]]
+        pair["label"] = labels[pair["cluster_id"]]
+    return labels
+
+
 def _check_arguments(
     k_range: tuple[int, int], sample_size: int, match_threshold: float
 ) -> tuple[int, int]:
@@ -705,6 +729,9 @@ def fit_clusters(
             customers than ``k_range``'s min, or fewer distinct transformed customers
             than it (all-identical rows included).
     """
+    # scikit-learn first: threadpoolctl only limits the OpenMP / BLAS runtimes loaded
+    # when the limit is set, and sklearn brings its own OpenMP runtime.
+    import sklearn.cluster  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=threads):
@@ -798,6 +825,8 @@ def _fit_clusters(
     centroids = np.asarray(raw_centroids, dtype=np.float64)[order]
     ids = raw_to_id[raw_labels]
     labels = make_labels(features, ids, cluster_ids)
+    if previous is not None:
+        labels = _carry_labels(previous, labels, matching)
     profiles = _profile_table(features, ids, cluster_ids, labels)
 
     metrics: dict[str, Any] = {

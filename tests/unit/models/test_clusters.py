@@ -128,6 +128,7 @@ def test_ids_stable_across_retrains(day1):
     assert all(p["distance"] < model2.params["match_threshold"] for p in pairs)
     # The previous model and the new one agree on almost every day-2 customer.
     assert model2.metrics["same_id_share"] >= 0.99
+    assert model2.labels == model1.labels
 
 
 def test_new_group_gets_new_id_and_retired_ids_are_never_reused(day1):
@@ -157,6 +158,15 @@ def test_new_group_gets_new_id_and_retired_ids_are_never_reused(day1):
     }
     assert ids3["newcomer"] == 4
     assert model3.retired_ids == (ids1["newcomer"],)
+
+    # Inherited clusters keep their label even where the day's population would give
+    # other words (returners are no longer "new" once newcomers are back).
+    returners = next(p for p in model3.matching["pairs"] if p["cluster_id"] == 3)
+    assert model2.labels[3].endswith("serial returners")
+    assert returners["generated_label"] != model2.labels[3]
+    assert model3.labels[3] == returners["label"] == model2.labels[3]
+    assert model3.labels[4] == "new one-time customers"
+    assert len(set(model3.labels.values())) == 4
 
 
 def test_labels_readable_and_unique():
@@ -322,3 +332,16 @@ def test_demo_shop_features(tmp_path: Path):
     again = fit_clusters(features.sample(frac=1.0, random_state=1), seed=5, previous=model)
     assert again.metrics["k"] == model.metrics["k"]
     assert np.mean(again.assign(features) == ids) >= 0.95
+
+
+def test_new_cluster_label_never_repeats_an_inherited_one():
+    from types import SimpleNamespace
+
+    from cva_tasks.models.clusters import _carry_labels
+
+    previous = SimpleNamespace(labels={0: "lapsed customers", 1: "frequent big spenders"})
+    matching = {"pairs": [{"cluster_id": 0}, {"cluster_id": 2}]}
+    generated = {0: "lapsed one-time customers", 2: "lapsed customers"}
+    labels = _carry_labels(previous, generated, matching)
+    assert labels == {0: "lapsed customers", 2: "lapsed customers (cluster 2)"}
+    assert matching["pairs"][0]["generated_label"] == "lapsed one-time customers"
