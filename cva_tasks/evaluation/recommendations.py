@@ -79,6 +79,11 @@ def frames_from_lines(lines) -> tuple[Any, Any, Any]:
     """
     import pandas as pd
 
+    # A fixed line order: the lake may be read in any order, and "latest country"
+    # must not depend on it.
+    lines = lines.sort_values(
+        ["occurred_at", "customer_id", "order_id", "item_id", "quantity"], kind="stable"
+    ).reset_index(drop=True)
     interactions = lines[["customer_id", "item_id", "quantity", "occurred_at"]]
     names = lines.groupby(["item_id", "item_name"], sort=True).size().rename("n").reset_index()
     names = names.sort_values(["item_id", "n", "item_name"], ascending=[True, False, True])
@@ -100,7 +105,6 @@ def command(args: argparse.Namespace) -> dict[str, Any]:
     lines = purchase_lines(args.export)
     interactions, items, customers = frames_from_lines(lines)
     split = pd.Timestamp(args.split, tz="UTC")
-    train = interactions.loc[interactions["occurred_at"] < split]
     relevant = rec.new_items_after(interactions, split)
     k = args.k
     log.info(
@@ -111,8 +115,9 @@ def command(args: argparse.Namespace) -> dict[str, Any]:
         split.date(),
     )
 
+    # Every function below uses only the lines before its as-of instant (the split).
     chosen_model, report = rec.train_recommenders(
-        train,
+        interactions,
         items,
         customers,
         split,
@@ -140,7 +145,7 @@ def command(args: argparse.Namespace) -> dict[str, Any]:
     for row, name, model_params, options in variants:
         fit_started = time.perf_counter()
         model = rec.fit_recommender(
-            train,
+            interactions,
             items,
             customers,
             split,
@@ -151,7 +156,9 @@ def command(args: argparse.Namespace) -> dict[str, Any]:
         )
         fit_seconds = time.perf_counter() - fit_started
         score_started = time.perf_counter()
-        figures = rec.evaluate_model(model, train, relevant, k, as_of=split, customers=customers)
+        figures = rec.evaluate_model(
+            model, interactions, relevant, k, as_of=split, customers=customers
+        )
         rows[row] = {
             **figures,
             "fit_seconds": round(fit_seconds, 2),

@@ -57,6 +57,7 @@ thread scheduling. Same inputs and seed give the same lists.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -123,12 +124,12 @@ class Weighting:
             )
 
     def line_weights(self, age_days: np.ndarray, quantity: np.ndarray) -> np.ndarray:
-        """Weight of each line (float32)."""
-        weights = np.ones(len(age_days), dtype=np.float32)
+        """Weight of each line (float64, so that sums do not depend on the line order)."""
+        weights = np.ones(len(age_days), dtype=np.float64)
         if self.half_life_days is not None:
-            weights = np.exp2(-age_days / np.float32(self.half_life_days)).astype(np.float32)
+            weights = np.exp2(-age_days.astype(np.float64) / self.half_life_days)
         if self.quantity == "log1p":
-            weights *= np.log1p(quantity)
+            weights *= np.log1p(quantity.astype(np.float64))
         elif self.quantity == "raw":
             weights *= quantity
         return weights
@@ -187,14 +188,22 @@ class PurchaseLog:
         stop = self.n_customers if stop is None else stop
         lo, hi = self.indptr[start], self.indptr[stop]
         weights = weighting.line_weights(self.age_days[lo:hi], self.quantity[lo:hi])
+        # Summed in float64, then rounded: the result does not depend on the order of
+        # the lines (float32 sums would, in their last bits, and ALS amplifies that).
         matrix = sparse.csr_matrix(
             (weights, (self.customer[lo:hi] - start, self.item[lo:hi])),
             shape=(stop - start, self.n_items),
-            dtype=np.float32,
+            dtype=np.float64,
         )
         matrix.sum_duplicates()
-        matrix.data = weighting.apply_transform(matrix.data).astype(np.float32, copy=False)
-        return matrix
+        return sparse.csr_matrix(
+            (
+                weighting.apply_transform(matrix.data).astype(np.float32),
+                matrix.indices,
+                matrix.indptr,
+            ),
+            shape=matrix.shape,
+        )
 
     def bought(self, start: int = 0, stop: int | None = None):
         """Which items customers ``start:stop`` bought (``csr_matrix`` of ones, int8)."""
@@ -261,7 +270,11 @@ def _stamp_us(stamp: pd.Timestamp) -> int:
 
 
 def _epoch_us(occurred: pd.Series) -> np.ndarray:
-    return occurred.dt.tz_convert("UTC").astype("datetime64[us, UTC]").array.asi8
+    """Microseconds since the epoch (UTC); a view, not a copy, when stored in microseconds."""
+    values = occurred.array
+    if values.unit != "us":
+        values = values.as_unit("us")
+    return values.asi8
 
 
 def purchase_log(
@@ -269,6 +282,8 @@ def purchase_log(
     item_ids: pd.Index,
     as_of: datetime | pd.Timestamp,
     customer_ids: pd.Index | None = None,
+    *,
+    check: bool = True,
 ) -> PurchaseLog:
     """Encode the lines before ``as_of`` of known items (and of ``customer_ids`` if given).
 
@@ -278,29 +293,49 @@ def purchase_log(
         as_of: Lines at or after it are dropped; ages are measured from it.
         customer_ids: The rows, in this order; lines of other customers are dropped.
             Default: every customer with a kept line, sorted.
+        check: Validate ``interactions`` first (callers that already did pass False).
 
     Returns:
         The :class:`PurchaseLog`.
     """
-    check_interactions(interactions)
+    if check:
+        check_interactions(interactions)
     as_of = _timestamp(as_of, "as_of")
-    when = _epoch_us(interactions["occurred_at"])
-    item = item_ids.get_indexer(interactions["item_id"])
     as_of_us = _stamp_us(as_of)
-    keep = (when < as_of_us) & (item >= 0)
+    # Memory matters at tens of millions of lines: codes go to int32 at once and
+    # every temporary is released before the next one is made.
+    keep = _epoch_us(interactions["occurred_at"]) < as_of_us
+    item = item_ids.get_indexer(interactions["item_id"])
+    keep &= item >= 0
+    item = item.astype(np.int32)
     if customer_ids is None:
-        codes, uniques = pd.factorize(interactions["customer_id"].to_numpy()[keep], sort=True)
+        customer_column = interactions["customer_id"]
+        if not keep.all():
+            customer_column = customer_column[keep]
+        codes, uniques = pd.factorize(customer_column, sort=True)
+        del customer_column
         customer_index = pd.Index(uniques, name="customer_id")
-        customer = codes
+        customer = codes.astype(np.int32)
+        del codes
     else:
         customer_index = customer_ids
         customer = customer_ids.get_indexer(interactions["customer_id"])
         keep &= customer >= 0
-        customer = customer[keep]
+        customer = customer[keep].astype(np.int32)
+    all_kept = bool(keep.all())
     order = np.argsort(customer, kind="stable")
-    customer = customer[order].astype(np.int32)
-    when = when[keep][order]
-    age_days = ((as_of_us - when) / _DAY_US).astype(np.float32)
+    customer = customer[order]
+    item = (item if all_kept else item[keep])[order]
+    when = _epoch_us(interactions["occurred_at"])
+    when = (when if all_kept else when[keep])[order]
+    day = (when // _DAY_US).astype(np.int32)
+    when = (as_of_us - when).astype(np.float64)
+    when /= _DAY_US
+    age_days = when.astype(np.float32)
+    del when
+    quantity = interactions["quantity"].to_numpy()
+    quantity = (quantity if all_kept else quantity[keep])[order].astype(np.float32)
+    del order, keep
     counts = np.bincount(customer, minlength=len(customer_index))
     indptr = np.zeros(len(customer_index) + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
@@ -308,10 +343,10 @@ def purchase_log(
         customer_ids=customer_index,
         item_ids=item_ids,
         customer=customer,
-        item=item[keep][order].astype(np.int32),
+        item=item,
         age_days=age_days,
-        day=(when // _DAY_US).astype(np.int32),
-        quantity=interactions["quantity"].to_numpy(dtype=np.float32)[keep][order],
+        day=day,
+        quantity=quantity,
         indptr=indptr,
         as_of=as_of,
     )
@@ -678,32 +713,44 @@ def _explain_pairs(profile, items: np.ndarray, pair_value) -> np.ndarray:
         ``(rows, k)`` item codes of the reasons (-1 when nothing contributes).
     """
     n_rows, k = items.shape
-    reasons = np.full(n_rows * k, -1, dtype=np.int64)
-    counts = np.diff(profile.indptr)
-    if profile.nnz == 0:
-        return reasons.reshape(n_rows, k)
-    row_of_nz = np.repeat(np.arange(n_rows), counts)
-    # Pairs (bought item, slot) in blocks to bound memory for heavy buyers.
-    step = max(1, (1 << 22) // k)
-    best_value = np.full(n_rows * k, -np.inf, dtype=np.float32)
-    for lo in range(0, profile.nnz, step):
-        hi = min(lo + step, profile.nnz)
-        bought = np.repeat(profile.indices[lo:hi].astype(np.int64), k)
-        weight = np.repeat(profile.data[lo:hi], k)
-        slot = (row_of_nz[lo:hi, None] * k + np.arange(k)).ravel()
-        target = items.ravel()[slot]
+    reasons = np.full((n_rows, k), -1, dtype=np.int64)
+    per_row = np.diff(profile.indptr)
+    # Rows in blocks of about 2**21 (bought item, slot) pairs, so heavy buyers
+    # cannot blow up memory; pairs are laid out slot by slot so that each slot's
+    # candidates are contiguous (a segmented max, no sort).
+    cumulative = np.cumsum(per_row * k)
+    block = cumulative // (1 << 21)
+    bounds = [0, *(np.flatnonzero(np.diff(block)) + 1).tolist(), n_rows]
+    for lo, hi in itertools.pairwise(bounds):
+        if lo == hi:
+            continue
+        counts = per_row[lo:hi]
+        rows = np.flatnonzero(counts > 0)
+        if len(rows) == 0:
+            continue
+        counts = counts[rows]
+        group_size = np.repeat(counts, k)  # one group per (row, slot)
+        n_pairs = int(group_size.sum())
+        group_start = np.zeros(len(group_size), dtype=np.int64)
+        np.cumsum(group_size[:-1], out=group_start[1:])
+        group_of_pair = np.repeat(np.arange(len(group_size)), group_size)
+        within = np.arange(n_pairs) - group_start[group_of_pair]
+        row_of_group = np.repeat(rows, k)
+        nz = profile.indptr[lo + row_of_group][group_of_pair] + within
+        target = items[lo:hi][row_of_group, np.tile(np.arange(k), len(rows))][group_of_pair]
+        bought = profile.indices[nz].astype(np.int64)
+        values = np.full(n_pairs, -np.inf, dtype=np.float32)
         valid = target >= 0
-        value = np.full(len(slot), -np.inf, dtype=np.float32)
-        value[valid] = weight[valid] * pair_value(bought[valid], target[valid])
-        value[value <= 0] = -np.inf
-        # Best pair per slot within the block, then merge with the blocks before.
-        order = np.lexsort((value, slot))
-        last = np.r_[slot[order][1:] != slot[order][:-1], True]
-        best = order[last]
-        better = value[best] > best_value[slot[best]]
-        reasons[slot[best][better]] = bought[best][better]
-        best_value[slot[best][better]] = value[best][better]
-    return reasons.reshape(n_rows, k)
+        values[valid] = profile.data[nz[valid]] * pair_value(bought[valid], target[valid])
+        values[values <= 0] = -np.inf
+        best = np.maximum.reduceat(values, group_start)
+        is_best = (values == best[group_of_pair]) & np.isfinite(values)
+        first = np.minimum.reduceat(np.where(is_best, np.arange(n_pairs), n_pairs), group_start)
+        found = first < n_pairs
+        slot_rows = lo + row_of_group[found]
+        slot_cols = np.tile(np.arange(k), len(rows))[found]
+        reasons[slot_rows, slot_cols] = bought[first[found]]
+    return reasons
 
 
 class ItemKNNRecommender:
@@ -780,6 +827,8 @@ class ItemKNNRecommender:
         return (profile @ self.similarity_).toarray().astype(np.float32, copy=False)
 
     def _pair_similarity(self, bought: np.ndarray, target: np.ndarray) -> np.ndarray:
+        if self._dense is not None:
+            return self._dense[bought, target]
         keys = bought * self.similarity_.shape[0] + target
         position = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
         found = self._keys[position] == keys
@@ -897,6 +946,10 @@ class ALSRecommender:
         self._model = model
         norms = np.linalg.norm(self.item_factors_, axis=1, keepdims=True)
         self._unit = self.item_factors_ / np.where(norms > 0, norms, 1)
+        n_items = len(self.item_factors_)
+        self._cosines = (
+            self._unit @ self._unit.T if n_items * n_items <= SCORE_BLOCK_CELLS else None
+        )
 
     def customer_factors(self, profile) -> np.ndarray:
         """Least-squares factors of the customers in ``profile`` given the item factors."""
@@ -913,7 +966,14 @@ class ALSRecommender:
         return self.customer_factors(profile) @ self.item_factors_.T
 
     def _pair_similarity(self, bought: np.ndarray, target: np.ndarray) -> np.ndarray:
-        return np.einsum("ij,ij->i", self._unit[bought], self._unit[target]).astype(np.float32)
+        if self._cosines is not None:
+            return self._cosines[bought, target]
+        out = np.empty(len(bought), dtype=np.float32)
+        step = max(1, (1 << 24) // max(self.factors, 1))  # 64 MiB of gathered factors
+        for lo in range(0, len(bought), step):
+            hi = lo + step
+            out[lo:hi] = np.einsum("ij,ij->i", self._unit[bought[lo:hi]], self._unit[target[lo:hi]])
+        return out
 
     def explain(self, profile, items: np.ndarray) -> np.ndarray:
         """The bought item nearest (factor cosine x weight) to each recommendation."""
@@ -1327,7 +1387,7 @@ class Recommender:
 # --------------------------------------------------------------------------- #
 
 
-def _catalogue(items: pd.DataFrame, bought: pd.Series) -> tuple[pd.Index, np.ndarray]:
+def _catalogue(items: pd.DataFrame, bought: np.ndarray) -> tuple[pd.Index, np.ndarray]:
     _require(items, "items", ("item_id", "name"))
     if items["item_id"].isna().any():
         raise ValueError("items.item_id has null value(s)")
@@ -1335,7 +1395,7 @@ def _catalogue(items: pd.DataFrame, bought: pd.Series) -> tuple[pd.Index, np.nda
     if duplicated.any():
         examples = items.loc[duplicated, "item_id"].head(3).tolist()
         raise ValueError(f"items.item_id must be unique, repeated: {examples}")
-    sold = pd.Index(pd.unique(bought.to_numpy()))
+    sold = pd.Index(pd.unique(bought))
     known = pd.Index(items["item_id"].to_numpy())
     unknown = sold[known.get_indexer(sold) < 0]
     if len(unknown):
@@ -1386,22 +1446,67 @@ def fit_recommender(
     Returns:
         The fitted :class:`Recommender`.
     """
-    as_of = _timestamp(as_of, "as_of")
-    check_interactions(interactions)
     started = time.perf_counter()
-    history = interactions.loc[interactions["occurred_at"] < as_of]
-    if history.empty:
+    purchases, names, groups = _training_data(interactions, items, customers, as_of)
+    return _fit_on_log(
+        purchases,
+        names,
+        groups,
+        model,
+        started=started,
+        seed=seed,
+        model_params=model_params,
+        min_items=min_items,
+        trend_weight=trend_weight,
+        recent_window_days=recent_window_days,
+        min_group_customers=min_group_customers,
+        buy_again=buy_again,
+    )
+
+
+def _training_data(
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    customers: pd.DataFrame | None,
+    as_of: datetime | pd.Timestamp,
+    *,
+    check: bool = True,
+) -> tuple[PurchaseLog, np.ndarray, CustomerGroups]:
+    """The purchase log before ``as_of`` on the catalogue of items sold before it."""
+    as_of = _timestamp(as_of, "as_of")
+    if check:
+        check_interactions(interactions)
+    before = _epoch_us(interactions["occurred_at"]) < _stamp_us(as_of)
+    if not before.any():
         raise ValueError(f"no interaction before as_of {as_of}: nothing to fit on")
-    item_ids, names = _catalogue(items, history["item_id"])
+    item_ids, names = _catalogue(items, interactions["item_id"].to_numpy()[before])
+    del before
     groups = CustomerGroups.from_frame(customers)
-    purchases = purchase_log(history, item_ids, as_of)
+    return purchase_log(interactions, item_ids, as_of, check=False), names, groups
+
+
+def _fit_on_log(
+    purchases: PurchaseLog,
+    names: np.ndarray,
+    groups: CustomerGroups,
+    model: str,
+    *,
+    started: float,
+    seed: int,
+    model_params: dict[str, Any] | None,
+    min_items: int = 2,
+    trend_weight: float = 0.4,
+    recent_window_days: int = 14,
+    min_group_customers: int = 20,
+    buy_again: BuyAgain | None = None,
+) -> Recommender:
     log.info(
         "fitting %s on %d lines of %d customers x %d items before %s",
         model,
         len(purchases.item),
         purchases.n_customers,
         purchases.n_items,
-        as_of,
+        purchases.as_of,
     )
     fallback = PopularityRecommender(recent_window_days, min_group_customers).fit(purchases, groups)
     next_best = make_model(model, seed=seed, **(model_params or {}))
@@ -1413,13 +1518,13 @@ def fit_recommender(
     return Recommender(
         next_best,
         fallback,
-        item_ids,
+        purchases.item_ids,
         names,
         groups,
         min_items=min_items,
         trend_weight=trend_weight,
         buy_again=buy_again,
-        as_of=as_of,
+        as_of=purchases.as_of,
         training={
             "fit_seconds": round(seconds, 3),
             "lines": len(purchases.item),
@@ -1441,7 +1546,11 @@ def iter_recommendations(
     buy_again_k: int | None = None,
     chunk_customers: int | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """:func:`recommend`, one chunk of customers at a time (bounded memory)."""
+    """:func:`recommend`, one chunk of customers at a time (bounded memory).
+
+    Yields frames with :func:`recommend`'s columns; the categories of the categorical
+    columns differ between chunks (:func:`concat_recommendations` unites them).
+    """
     if k < 0:
         raise ValueError(f"k must be non-negative, got {k}")
     ids = pd.Index(customer_ids, name="customer_id")
@@ -1454,9 +1563,26 @@ def iter_recommendations(
         latest = interactions["occurred_at"].max() if len(interactions) else None
         as_of = (latest + pd.Timedelta(microseconds=1)) if latest is not None else model.as_of
     as_of = _timestamp(as_of, "as_of")
-    buy_again_k = model.buy_again.k if buy_again_k is None else buy_again_k
-    purchases = purchase_log(interactions, model.item_ids, as_of, customer_ids=ids)
+    purchases = purchase_log(interactions, model.item_ids, as_of, customer_ids=ids, check=False)
     groups = model.groups if customers is None else CustomerGroups.from_frame(customers)
+    yield from _iter_chunks(
+        model, purchases, groups, k, exclude_bought, buy_again_k, chunk_customers
+    )
+
+
+def _iter_chunks(
+    model: Recommender,
+    purchases: PurchaseLog,
+    groups: CustomerGroups,
+    k: int,
+    exclude_bought: bool,
+    buy_again_k: int | None,
+    chunk_customers: int | None,
+) -> Iterator[pd.DataFrame]:
+    buy_again_k = model.buy_again.k if buy_again_k is None else buy_again_k
+    if buy_again_k < 0:
+        raise ValueError(f"buy_again_k must be non-negative, got {buy_again_k}")
+    ids = purchases.customer_ids
     table = model.fallback.group_table()
     group_rows = model.fallback.rows_for(ids, groups)
     step = _chunk_rows(len(model.item_ids), chunk_customers)
@@ -1562,20 +1688,35 @@ def new_items_after(
     periods); an item they had bought before ``split_at`` is not relevant.
 
     Returns:
-        One row per (customer, new item): ``customer_id``, ``item_id``.
+        One row per (customer, new item): ``customer_id``, ``item_id``, sorted.
     """
     check_interactions(interactions)
-    split_at = _timestamp(split_at, "split_at")
-    occurred = interactions["occurred_at"]
-    before = interactions.loc[occurred < split_at, ["customer_id", "item_id"]]
-    after_mask = occurred >= split_at
+    split_us = _stamp_us(_timestamp(split_at, "split_at"))
+    when = _epoch_us(interactions["occurred_at"])
+    before = when < split_us
+    after = ~before
     if end is not None:
-        after_mask &= occurred < _timestamp(end, "end")
-    after = interactions.loc[after_mask, ["customer_id", "item_id"]].drop_duplicates()
-    after = after.loc[after["customer_id"].isin(before["customer_id"].unique())]
-    seen = after.merge(before.drop_duplicates(), how="left", indicator=True)
-    fresh = seen.loc[seen["_merge"] == "left_only", ["customer_id", "item_id"]]
-    return fresh.sort_values(["customer_id", "item_id"], kind="stable").reset_index(drop=True)
+        after &= when < _stamp_us(_timestamp(end, "end"))
+    del when
+    customer, customer_ids = pd.factorize(interactions["customer_id"], sort=True)
+    item, item_ids = pd.factorize(interactions["item_id"], sort=True)
+    n_items = max(len(item_ids), 1)
+    pair = customer.astype(np.int64) * n_items + item
+    del item
+    seen = np.unique(pair[before])
+    bought_before = np.zeros(len(customer_ids), dtype=bool)
+    bought_before[customer[before]] = True
+    del customer, before
+    fresh = np.unique(pair[after])
+    del pair
+    fresh = fresh[~np.isin(fresh, seen, assume_unique=True)]
+    fresh = fresh[bought_before[fresh // n_items]]
+    return pd.DataFrame(
+        {
+            "customer_id": customer_ids[fresh // n_items],
+            "item_id": item_ids[fresh % n_items],
+        }
+    )
 
 
 def ranking_metrics(
@@ -1634,18 +1775,42 @@ def ranking_metrics(
 
 def evaluate_model(
     model: Recommender,
-    train: pd.DataFrame,
+    interactions: pd.DataFrame,
     relevant: pd.DataFrame,
     k: int = 10,
     *,
     as_of: datetime | pd.Timestamp | None = None,
     customers: pd.DataFrame | None = None,
 ) -> dict[str, float]:
-    """Score the customers of ``relevant`` from ``train`` and compute :func:`ranking_metrics`."""
-    ids = pd.Index(relevant["customer_id"].unique())
-    recs = recommend(
-        model, ids, train, k, customers=customers, as_of=as_of or model.as_of, buy_again_k=0
-    )
+    """Score the customers of ``relevant`` from their purchases before ``as_of``.
+
+    Args:
+        model: The fitted recommender.
+        interactions: Purchase lines; only those before ``as_of`` are used.
+        relevant: ``customer_id, item_id`` truth (e.g. :func:`new_items_after`).
+        k: Cut-off.
+        as_of: The split instant (default: the model's ``as_of``).
+        customers: Current customer groups (default: the model's).
+
+    Returns:
+        :func:`ranking_metrics` of the ``next_best`` lists.
+    """
+    as_of = _timestamp(as_of or model.as_of, "as_of")
+    check_interactions(interactions)
+    ids = pd.Index(relevant["customer_id"].unique(), name="customer_id")
+    purchases = purchase_log(interactions, model.item_ids, as_of, customer_ids=ids, check=False)
+    groups = model.groups if customers is None else CustomerGroups.from_frame(customers)
+    return _evaluate_on_log(model, purchases, groups, relevant, k)
+
+
+def _evaluate_on_log(
+    model: Recommender,
+    purchases: PurchaseLog,
+    groups: CustomerGroups,
+    relevant: pd.DataFrame,
+    k: int,
+) -> dict[str, float]:
+    recs = concat_recommendations(_iter_chunks(model, purchases, groups, k, True, 0, None))
     return ranking_metrics(recs, relevant, k, catalogue_size=len(model.item_ids))
 
 
@@ -1667,13 +1832,14 @@ def train_recommenders(
     Protocol: each candidate is fitted on the purchases before
     ``as_of - validation_days`` and scored for the customers who bought, in the last
     ``validation_days`` before ``as_of``, at least one item they had not bought
-    before; metrics at ``k`` as in :func:`ranking_metrics`. The chosen model has the
-    best ``ndcg_at_10`` (ties: the earlier candidate, the simpler one). It is then
+    before (and had bought something before the window); metrics at ``k`` as in
+    :func:`ranking_metrics`, on the ``next_best`` list. The chosen model has the best
+    ``ndcg_at_10`` (ties: the earlier candidate, the simpler one). It is then
     **refitted on all purchases before as_of** (validation window included) and
     returned with the report as its ``metrics``.
 
     Args:
-        interactions: Purchase lines (later lines than ``as_of`` are ignored).
+        interactions: Purchase lines (lines at or after ``as_of`` are ignored).
         items: ``item_id, name``.
         customers: ``customer_id, country[, segment]`` or ``None``.
         as_of: End (exclusive) of the data.
@@ -1682,7 +1848,9 @@ def train_recommenders(
         candidates: Model names to compare (default :data:`CANDIDATES`).
         k: Cut-off of the metrics.
         model_params: Per candidate, overrides of :data:`DEFAULT_PARAMS`.
-        **recommender_options: Passed to :func:`fit_recommender` (``min_items``, ...).
+        **recommender_options: Passed to :func:`fit_recommender` (``min_items``,
+            ``trend_weight``, ``recent_window_days``, ``min_group_customers``,
+            ``buy_again``).
 
     Returns:
         ``(recommender, report)``; report: ``as_of``, ``validation`` (window,
@@ -1696,40 +1864,53 @@ def train_recommenders(
         raise ValueError(f"validation_days must be positive, got {validation_days}")
     if not candidates:
         raise ValueError("candidates is empty")
+    unknown = [name for name in candidates if name not in DEFAULT_PARAMS]
+    if unknown:
+        raise ValueError(f"unknown candidate(s) {unknown}; choose from {list(CANDIDATES)}")
     as_of = _timestamp(as_of, "as_of")
     check_interactions(interactions)
     split = as_of - timedelta(days=validation_days)
-    history = interactions.loc[interactions["occurred_at"] < as_of]
-    relevant = new_items_after(history, split)
+    relevant = new_items_after(interactions, split, as_of)
     if relevant.empty:
         raise ValueError(
             f"no customer bought a new item in the validation window [{split}, {as_of}) "
             "after buying before it: cannot validate"
         )
-    train = history.loc[history["occurred_at"] < split]
     metric = f"ndcg_at_{k}"
+    started = time.perf_counter()
+    purchases, names, groups = _training_data(interactions, items, customers, split, check=False)
+    prepare_seconds = time.perf_counter() - started
+    scoring = purchase_log(
+        interactions,
+        purchases.item_ids,
+        split,
+        customer_ids=pd.Index(relevant["customer_id"].unique(), name="customer_id"),
+        check=False,
+    )
     models: dict[str, dict[str, Any]] = {}
     for name in candidates:
         log.info("validating %s (train before %s, validate until %s)", name, split, as_of)
-        started = time.perf_counter()
-        fitted = fit_recommender(
-            train,
-            items,
-            customers,
-            split,
+        fit_started = time.perf_counter() - prepare_seconds  # the shared log counts for each
+        fitted = _fit_on_log(
+            purchases,
+            names,
+            groups,
             name,
+            started=fit_started,
             seed=seed,
             model_params=(model_params or {}).get(name),
             **recommender_options,
         )
-        fit_seconds = time.perf_counter() - started
-        figures = evaluate_model(fitted, train, relevant, k, as_of=split, customers=customers)
+        fit_seconds = time.perf_counter() - fit_started
+        figures = _evaluate_on_log(fitted, scoring, groups, relevant, k)
         models[name] = {**figures, "fit_seconds": round(fit_seconds, 3)}
         log.info("%s: %s %.4f (fit %.1f s)", name, metric, figures[metric], fit_seconds)
+        del fitted
+    del purchases, scoring
     chosen = max(candidates, key=lambda n: (models[n][metric], -list(candidates).index(n)))
     started = time.perf_counter()
     final = fit_recommender(
-        history,
+        interactions,
         items,
         customers,
         as_of,
