@@ -180,6 +180,10 @@ def _demo_text(result: dict, args, settings) -> str:
 BENCHMARKS = {
     "features": ("benchmarks.bench_features", "feature engine vs idiomatic pandas"),
     "load": ("benchmarks.bench_load", "warehouse loader vs to_sql and psql \\copy"),
+    "recommendations": (
+        "benchmarks.bench_recommendations",
+        "train and score every customer: recommenders vs the bestseller baseline",
+    ),
 }
 
 
