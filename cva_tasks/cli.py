@@ -211,6 +211,7 @@ EVALUATIONS: dict[str, tuple[str, str]] = {
         "cva_tasks.evaluation.recommendations",
         "next-best items: bestsellers, item-CF, ALS out of time",
     ),
+    "clv": ("cva_tasks.evaluation.clv", "lifetime value (BG/NBD + Gamma-Gamma) out of time"),
 }
 
 
