@@ -1268,6 +1268,8 @@ def naive_forecasts(
         Baseline name -> frame with ``customer_id``, ``expected_orders``,
         ``expected_spend`` (NaN for customers without a counted order).
     """
+    if "gross_revenue" not in features.columns:
+        raise ValueError("naive_forecasts: the features lack column 'gross_revenue'")
     inputs = clv_inputs(features, as_of)
     rows = inputs["is_modelled"].to_numpy(dtype=bool)
     orders = np.where(rows, inputs["n_orders"].to_numpy(dtype=float), np.nan)
