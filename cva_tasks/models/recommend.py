@@ -1611,7 +1611,7 @@ def concat_recommendations(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     out = {}
     for column in OUTPUT_COLUMNS:
         if isinstance(frames[0][column].dtype, pd.CategoricalDtype) and column != "list":
-            out[column] = union_categoricals([f[column] for f in frames])
+            out[column] = union_categoricals([f[column] for f in frames], sort_categories=True)
         else:
             out[column] = pd.concat([f[column] for f in frames], ignore_index=True)
     return pd.DataFrame({c: pd.Series(v).reset_index(drop=True) for c, v in out.items()})
