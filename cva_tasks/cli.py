@@ -212,6 +212,7 @@ EVALUATIONS: dict[str, tuple[str, str]] = {
         "next-best items: bestsellers, item-CF, ALS out of time",
     ),
     "clv": ("cva_tasks.evaluation.clv", "lifetime value (BG/NBD + Gamma-Gamma) out of time"),
+    "churn": ("cva_tasks.evaluation.churn", "churn risk out of time: LR vs boosting vs baselines"),
 }
 
 
