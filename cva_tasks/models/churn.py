@@ -425,8 +425,6 @@ def fit_bgnbd(features: pd.DataFrame, seed: int = 0) -> Any | None:
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
         log.warning("BG/NBD fit failed on %d customers (%s): BG/NBD features null", x.size, exc)
         return None
-    # The fit data is only needed for diagnostics; dropping it keeps saved models small.
-    fitter._fit_data = None
     log.info(
         "BG/NBD fitted on %d customers in %.1f s: %s",
         x.size,
@@ -568,7 +566,8 @@ def engineer_features(
         out.update(_bgnbd_features(features, bgnbd, horizon_days))
     frame = pd.DataFrame({n: np.asarray(out[n], dtype="float64") for n in names})
     frame.index = features.index
-    return frame
+    # A near-degenerate BG/NBD fit can overflow; unknown is what such a value means.
+    return frame.replace([np.inf, -np.inf], np.nan)
 
 
 def engineer_snapshots(
@@ -974,7 +973,28 @@ def _one_thread() -> Iterator[None]:
         yield
 
 
-def _make_estimator(family: str, params: dict[str, Any], seed: int) -> Any:
+#: Direction in which each engineered feature may move the churn risk when the
+#: gradient-boosted model is fitted with ``"monotonic": True`` (1: up, -1: down).
+MONOTONIC = {
+    "log_recency": 1,
+    "recency_tenure_ratio": 1,
+    "recency_gap_ratio": 1,
+    "overdue_z": 1,
+    "log_frequency": -1,
+    "orders_per_30d": -1,
+    "log_orders_90d": -1,
+    "log_spend_30d": -1,
+    "log_spend_90d": -1,
+    "log_gross_revenue": -1,
+    "bg_p_no_order": 1,
+    "bg_p_alive": -1,
+    "bg_log_expected_orders": -1,
+}
+
+
+def _make_estimator(
+    family: str, params: dict[str, Any], seed: int, feature_names: Sequence[str] = ()
+) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -992,6 +1012,9 @@ def _make_estimator(family: str, params: dict[str, Any], seed: int) -> Any:
             LogisticRegression(max_iter=5000, **params),
         )
     if family == "hist_gradient_boosting":
+        params = dict(params)
+        if params.pop("monotonic", False):
+            params["monotonic_cst"] = [MONOTONIC.get(n, 0) for n in feature_names]
         return HistGradientBoostingClassifier(early_stopping=False, random_state=seed, **params)
     raise ValueError(f"unknown churn model family {family!r}; known: {FAMILIES}")
 
@@ -1076,7 +1099,7 @@ class ChurnModel:
         hyper = dict(self.params.get("hyperparameters", {}))
         started = time.perf_counter()
         with _one_thread():
-            self.estimator_ = _make_estimator(self.family, hyper, seed).fit(
+            self.estimator_ = _make_estimator(self.family, hyper, seed, varying).fit(
                 x[varying].to_numpy(), fit_frame["churned"].to_numpy()
             )
         log.info(
