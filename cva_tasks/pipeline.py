@@ -20,24 +20,6 @@ from cva_tasks.sources.registry import all_sources
 
 log = logging.getLogger(__name__)
 
-SCORE_COLUMNS = (
-    "as_of_date",
-    "customer_id",
-    "country",
-    "recency_days",
-    "frequency",
-    "monetary_value",
-    "avg_order_value",
-    "tenure_days",
-    "spend_90d",
-    "last_order_at",
-    "r_score",
-    "f_score",
-    "m_score",
-    "rfm_cell",
-    "segment",
-)
-
 
 def as_day(value: date | datetime | str) -> date:
     if isinstance(value, str):
@@ -141,14 +123,20 @@ def build_features(ds: date | str) -> dict[str, Any]:
 
 
 def score(ds: date | str) -> dict[str, Any]:
-    """RFM scores and segments for the day's customers -> ``scores/customer_scores/ds=...``.
+    """Score the day's customers -> ``scores/customer_scores/ds=...`` (and ``segment_profiles``).
 
-    Grain: one row per customer per as-of date; columns :data:`SCORE_COLUMNS`.
+    RFM scores and segments, then the outputs of the day's champion models
+    (:func:`cva_tasks.modeling.customer_model_columns`): cluster, lifetime value,
+    churn risk, feedback sentiment, each with its model version (null where a model
+    has not been trained yet). Grain: one row per customer per as-of date; columns
+    those of the warehouse table ``customer_scores``.
     """
     import pyarrow as pa
 
+    from cva_tasks.modeling import customer_model_columns, partition
     from cva_tasks.quality import enforce, validate_frame
     from cva_tasks.segments.rfm import score_rfm
+    from cva_tasks.warehouse.schema import TABLES
 
     ds = as_day(ds)
     settings = Settings.from_env()
@@ -157,19 +145,32 @@ def score(ds: date | str) -> dict[str, Any]:
     ).to_pandas()
     rfm = score_rfm(features)
     frame = features.merge(rfm, on="customer_id", how="left", validate="one_to_one")
-    frame = frame[list(SCORE_COLUMNS)]
+    models, profiles = customer_model_columns(features, ds)
+    frame = frame.merge(models, on="customer_id", how="left", validate="one_to_one")
+    spec = TABLES["customer_scores"]
+    frame = frame[[c.name for c in spec.input_columns]]
     suite = settings.expectations_dir / "scores.customer_scores.json"
     start = as_of_instant(ds) - timedelta(days=1)
     outcome = validate_frame(frame, suite, interval_start=start, interval_end=as_of_instant(ds))
     enforce(outcome, source="scores", entity="customer_scores", ds=ds, max_failing_share=0.0)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = pa.Table.from_pandas(frame, preserve_index=False).cast(spec.arrow_schema())
     uri = storage.replace_partition(table, scores_partition(settings, ds))
+    profile_spec = TABLES["segment_profiles"]
+    storage.replace_partition(
+        pa.Table.from_pandas(profiles, preserve_index=False, schema=profile_spec.arrow_schema()),
+        partition(settings, "scores", "segment_profiles", ds),
+    )
     segments = frame["segment"].value_counts().sort_index().to_dict()
     log.info("scored %d customers for ds=%s: %s", len(frame), ds, segments)
     return {
         "uri": uri,
         "rows": len(frame),
         "segments": {str(k): int(v) for k, v in segments.items()},
+        "models": {
+            name: (None if frame[name].isna().all() else str(frame[name].dropna().iloc[0]))
+            for name in frame.columns
+            if name.endswith("_model_version")
+        },
     }
 
 
@@ -178,13 +179,29 @@ def scores_partition(settings: Settings, ds: date) -> str:
 
 
 def publish(ds: date | str, run_id: str) -> dict[str, Any]:
-    """Replace the day's rows of the warehouse table ``customer_scores`` in one transaction."""
+    """Replace the day's rows of every warehouse table with the day's lake outputs.
+
+    Tables: ``customer_scores``, ``segment_profiles``, ``customer_recommendations``,
+    ``feedback_sentiment``, ``feedback_topics`` (from ``scores/<table>/ds=...``; a
+    missing partition, e.g. before the first recommender is trained, publishes no
+    rows) and ``model_runs`` (the runs trained on the day). Each table's day is
+    replaced in one transaction, so a rerun gives the same rows and a failure leaves
+    the table's previous rows for that day.
+    """
+    from cva_tasks.modeling import SCORE_TABLES, model_run_rows, partition
     from cva_tasks.warehouse import get_warehouse
 
     ds = as_day(ds)
     settings = Settings.from_env()
-    table = storage.read_table(scores_partition(settings, ds))
     warehouse = get_warehouse()
-    rows = warehouse.replace_partition("customer_scores", table, ds, run_id)
-    log.info("published %d rows of customer_scores for ds=%s to %s", rows, ds, warehouse.location)
-    return {"rows": rows, "warehouse": warehouse.location, "table": "customer_scores"}
+    loaded: dict[str, int] = {}
+    for table_name in SCORE_TABLES:
+        uri = partition(settings, "scores", table_name, ds)
+        spec = warehouse.spec(table_name)
+        rows = storage.read_table(uri) if storage.exists(uri) else spec.arrow_schema().empty_table()
+        loaded[table_name] = warehouse.replace_partition(table_name, rows, ds, run_id)
+    loaded["model_runs"] = warehouse.replace_partition(
+        "model_runs", model_run_rows(ds, settings.data_root), ds, run_id
+    )
+    log.info("published ds=%s to %s: %s", ds, warehouse.location, loaded)
+    return {"rows": loaded, "warehouse": warehouse.location, "table": "customer_scores"}
