@@ -718,7 +718,8 @@ def _count(n: float, noun: str, plural: str | None = None) -> str:
 
 
 def _days(value: float) -> str:
-    return f"{round(value):,} days" if round(value) != 1 else "1 day"
+    days = round(value)
+    return {0: "less than a day", 1: "1 day"}.get(days, f"{days:,} days")
 
 
 def _money(value: float) -> str:
@@ -833,6 +834,8 @@ def reason_text(group: str, row: dict[str, Any], typical: dict[str, float]) -> s
         rate = get("return_rate")
         return f"{text} ({rate:.0%} of units bought)" if _present(rate) and rate > 0 else text
     if group == "breadth":
+        if not get("n_distinct_items"):
+            return "no catalogue product bought yet"
         return f"buys few products: {_count(get('n_distinct_items'), 'distinct item')}"
     if group == "ratings":
         rating = get("avg_rating")
@@ -1254,14 +1257,16 @@ class ChurnModel:
         values = contributions.to_numpy()
         groups = list(contributions.columns)
         for i, row in enumerate(records):
-            order = np.argsort(-values[i], kind="stable")[:3]
-            reasons.append(
-                "; ".join(
-                    reason_text(groups[j], row, self.typical_)
-                    for j in order
-                    if values[i, j] >= MIN_REASON_LOG_ODDS
-                )
-            )
+            order = np.argsort(-values[i], kind="stable")
+            chosen = [groups[j] for j in order if values[i, j] >= MIN_REASON_LOG_ODDS]
+            texts = {g: reason_text(g, row, self.typical_) for g in chosen[:4]}
+            top = chosen[:3]
+            # "orders slowed: 145 days since last vs 30 usual" already says "no order
+            # for 145 days": keep the richer one and make room for the next reason.
+            slowed = texts.get("usual_gap", "").startswith("orders slowed")
+            if slowed and "recency" in top:
+                top = [g for g in chosen[:4] if g != "recency"]
+            reasons.append("; ".join(texts[g] for g in top))
         return pd.DataFrame(
             {
                 "customer_id": features["customer_id"].to_numpy(),

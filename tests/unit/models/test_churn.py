@@ -189,6 +189,10 @@ def test_reason_texts_read_like_a_marketer_writes():
     assert text("cancellations") == "three cancelled orders"
     assert text("spend") == "small orders: 20 on average vs 60 typical"
     assert text("tenure") == "new customer: first order 35 days ago"
+    assert (
+        churn.reason_text("tenure", {"tenure_days": 0.2}, typical)
+        == "new customer: first order less than a day ago"
+    )
     assert text("ratings") == "low ratings: 2.5 of 5 on average vs 4.0"
     assert text("sentiment") == "two negative reviews in the last 90 days"
     assert text("recent_activity") == "nothing bought in the last 90 days"
@@ -434,6 +438,8 @@ def test_predict_contract_reasons_and_round_trip(shop, trained, tmp_path: Path):
         parts = [p for p in text.split("; ") if p]
         assert len(parts) <= 3 and len(set(parts)) == len(parts)
         assert "_" not in text and "nan" not in text
+        # "orders slowed: N days since last ..." replaces "no order for N days".
+        assert not ("no order for" in text and "orders slowed" in text)
     # The recency reason quotes the customer's own days.
     by_id = features.set_index("customer_id")
     for cid, text in scored.set_index("customer_id")["churn_reasons"].items():
