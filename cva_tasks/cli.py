@@ -211,6 +211,7 @@ EVALUATIONS: dict[str, tuple[str, str]] = {
         "cva_tasks.evaluation.recommendations",
         "next-best items: bestsellers, item-CF, ALS out of time",
     ),
+    "sentiment": ("cva_tasks.evaluation.sentiment", "Keras sentiment vs VADER, TF-IDF+LR"),
     "clv": ("cva_tasks.evaluation.clv", "lifetime value (BG/NBD + Gamma-Gamma) out of time"),
     "churn": ("cva_tasks.evaluation.churn", "churn risk out of time: LR vs boosting vs baselines"),
 }

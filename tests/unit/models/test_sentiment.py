@@ -1,0 +1,305 @@
+"""Sentiment model: training on the demo shop's feedback, persistence, edge cases, roll-ups."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cva_tasks.models import sentiment
+from cva_tasks.models.sentiment import (
+    SentimentModel,
+    complaint_topics,
+    customer_sentiment_features,
+    fit_sentiment_model,
+    ratings_to_labels,
+    train_sentiment,
+)
+
+# Hand-written, not taken from the demo shop's templates: each sentence turns on a
+# negation, so a bag of single words would read many of them the wrong way round.
+NEGATED_POSITIVE = (
+    "The parcel was not late at all.",
+    "It did not arrive damaged.",
+    "No problems with the fit.",
+    "The fabric did not shrink in the wash.",
+    "I can't fault the delivery.",
+    "It wasn't expensive for what you get.",
+    "Not disappointed at all.",
+    "Delivery was not slow.",
+    "The box wasn't crushed.",
+    "Nothing to complain about.",
+)
+NEGATED_NEGATIVE = (
+    "The delivery was not fast.",
+    "It is not well made.",
+    "The fabric is not soft.",
+    "Not worth the price.",
+    "It did not fit.",
+    "It doesn't look like the photos.",
+    "Customer service was not helpful.",
+    "The packaging wasn't sturdy.",
+    "It never worked properly.",
+    "I would not order again.",
+)
+# Measured with seed 0 on the shop below: 18 of 20 (seeds 1 and 2: 18 too). The
+# bar leaves room for two more misses, not for a model that ignores negation:
+# the same model without its negation scope read 11 of 20.
+MIN_NEGATION_RATE = 0.8
+
+
+@pytest.fixture(scope="module")
+def shop_feedback() -> pd.DataFrame:
+    from cva_tasks.demo.shop import generate_frames
+
+    return generate_frames(n_customers=2000, seed=3).feedback
+
+
+@pytest.fixture(scope="module")
+def trained(shop_feedback) -> tuple[SentimentModel, dict]:
+    fb = shop_feedback
+    return train_sentiment(fb["comment"], fb["rating"], seed=0, order=fb["submitted_at"])
+
+
+def test_training_is_measured_out_of_time_and_beats_vader(trained, shop_feedback) -> None:
+    model, metrics = trained
+    rated = ratings_to_labels(shop_feedback["rating"])
+    assert metrics["validation"] == "out of time"
+    assert metrics["n_train"] + metrics["n_validation"] == int((~np.isnan(rated)).sum())
+    assert metrics["n_validation"] == round(0.2 * (~np.isnan(rated)).sum())
+    # Measured: ROC AUC 0.976, balanced accuracy 0.941 (VADER 0.896 / 0.791).
+    assert metrics["roc_auc"] >= 0.95
+    assert metrics["balanced_accuracy"] >= 0.90
+    assert metrics["roc_auc"] > metrics["baseline_vader_roc_auc"]
+    assert metrics["balanced_accuracy"] > metrics["baseline_vader_balanced_accuracy"]
+    assert metrics["train_seconds"] > 0
+    assert model.params["architecture"] == "ngram_bag"
+    assert 0.0 < model.params["threshold"] < 1.0
+    json.dumps(model.params)  # the registry stores it as JSON
+
+
+def test_out_of_time_split_holds_out_the_latest_rows() -> None:
+    labels = np.array([0.0, 1.0] * 10)
+    order = np.arange(20)[::-1]  # row 0 is the latest
+    keep, held = sentiment._split_index(20, labels, 0.2, seed=0, order=order, what="validation")
+    assert sorted(held.tolist()) == [0, 1, 2, 3]
+    assert sorted(keep.tolist()) == list(range(4, 20))
+
+
+def test_saved_model_loads_and_scores_raw_strings(trained, tmp_path) -> None:
+    import keras
+
+    model, _ = trained
+    texts = ["Love it, would buy again!", "It broke after a week. Avoid.", "shipping was quick"]
+    expected = model.predict_proba(texts)
+    model.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras", "params.json"]
+
+    loaded = SentimentModel.load(tmp_path)
+    np.testing.assert_allclose(loaded.predict_proba(texts), expected, rtol=1e-6)
+    assert loaded.params == json.loads(json.dumps(model.params))
+    assert list(loaded.label(expected)) == ["positive", "negative", "positive"]
+
+    # The .keras file alone scores raw strings: no tokenizer file needed.
+    raw = keras.models.load_model(tmp_path / "model.keras")
+    scores = raw.predict(np.asarray(texts, dtype=object), verbose=0).reshape(-1)
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+
+    with pytest.raises(FileExistsError, match="empty folder"):
+        model.save(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not a saved model"):
+        SentimentModel.load(tmp_path / "nowhere")
+
+
+def test_negations_are_read_at_a_measured_rate(trained) -> None:
+    model, _ = trained
+    p_positive = model.predict_proba(NEGATED_POSITIVE)
+    p_negative = model.predict_proba(NEGATED_NEGATIVE)
+    correct = np.concatenate([p_positive >= 0.5, p_negative < 0.5])  # NaN counts as wrong
+    sentences = NEGATED_POSITIVE + NEGATED_NEGATIVE
+    scores = dict(zip(sentences, np.r_[p_positive, p_negative].round(3), strict=True))
+    assert correct.mean() >= MIN_NEGATION_RATE, f"{correct.sum()}/{len(correct)} right: {scores}"
+
+
+def test_edge_cases_get_defined_results(trained) -> None:
+    model, _ = trained
+    long_positive = "Delivery was really fast and the fabric feels lovely. " * 4_000
+    texts = [
+        "",
+        "   \n\t",
+        None,
+        float("nan"),
+        "😀🎉👍",
+        "?!... :-) ***",
+        "Das Paket kam nie an und die Qualität ist schlecht",
+        long_positive,
+        "x" * 200_000,
+        "Great value for money",
+    ]
+    p = model.predict_proba(texts)
+    labels = model.label(p)
+    assert p.shape == (len(texts),)
+    assert np.isnan(p[:7]).all()
+    assert list(labels[:7]) == ["unscored"] * 7
+    assert p[7] >= 0.5 and labels[7] == "positive"  # long text: cut, still scored
+    assert math.isnan(p[8])  # one long unknown "word"
+    assert labels[9] == "positive"
+    assert model.predict_proba([]).shape == (0,)
+    with pytest.raises(TypeError, match=r"texts\[1\] is int"):
+        model.predict_proba(["fine", 42])
+
+
+def test_labels_follow_the_neutral_band(trained, monkeypatch) -> None:
+    model, _ = trained
+    p = [0.1, 0.39, 0.4, 0.5, 0.6, 0.95, float("nan")]
+    assert list(model.label(p)) == [
+        "negative",
+        "negative",
+        "neutral",
+        "neutral",
+        "positive",
+        "positive",
+        "unscored",
+    ]
+    assert list(model.label(p, band=(0.5, 0.5))) == [
+        "negative",
+        "negative",
+        "negative",
+        "positive",
+        "positive",
+        "positive",
+        "unscored",
+    ]
+    with pytest.raises(ValueError, match="low <= high"):
+        model.label(p, band=(0.7, 0.3))
+    monkeypatch.setenv(sentiment.NEUTRAL_BAND_ENV, "0.3,0.7")
+    assert sentiment.neutral_band_from_env() == (0.3, 0.7)
+    monkeypatch.setenv(sentiment.NEUTRAL_BAND_ENV, "0.3")
+    with pytest.raises(ValueError, match="CVA_SENTIMENT_NEUTRAL_BAND"):
+        sentiment.neutral_band_from_env()
+
+
+def test_training_is_deterministic_under_a_seed(shop_feedback) -> None:
+    fb = shop_feedback.iloc[:800]
+    labels = ratings_to_labels(fb["rating"])
+    rated = ~np.isnan(labels)
+    texts, y = fb["comment"][rated].tolist(), labels[rated]
+    hp = {"max_epochs": 1}
+    probe = ["Delivery was late again", "Lovely fabric", "not worth the money"]
+    first = fit_sentiment_model(texts, y, seed=5, hyperparameters=hp).predict_proba(probe)
+    second = fit_sentiment_model(texts, y, seed=5, hyperparameters=hp).predict_proba(probe)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_bad_training_input_is_named() -> None:
+    assert np.array_equal(
+        ratings_to_labels([5, 4, 3, 2, 1, None, 4.0]),
+        [1.0, 1.0, np.nan, 0.0, 0.0, np.nan, 1.0],
+        equal_nan=True,
+    )
+    with pytest.raises(ValueError, match=r"ratings\[1\] = 7"):
+        ratings_to_labels([5, 7])
+    with pytest.raises(ValueError, match="at least 10 of each"):
+        train_sentiment(["good"] * 30 + ["bad"] * 3, [5] * 30 + [1] * 3)
+    with pytest.raises(ValueError, match="unknown hyperparameter"):
+        fit_sentiment_model(["a", "b"], [0, 1], hyperparameters={"epochs": 3})
+    with pytest.raises(ValueError, match="architecture 'gpt'"):
+        fit_sentiment_model(["a", "b"], [0, 1], hyperparameters={"architecture": "gpt"})
+
+
+def _scored(rows: list[tuple]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["customer_id", "submitted_at", "probability", "label"])
+    frame["submitted_at"] = pd.to_datetime(frame["submitted_at"], utc=True)
+    return frame
+
+
+def test_customer_features_are_point_in_time() -> None:
+    as_of = pd.Timestamp("2025-06-01", tz="UTC")
+    scored = _scored(
+        [
+            # c1: one piece before the window, two inside, one at as_of (the future).
+            ("c1", "2025-01-01 10:00", 0.9, "positive"),
+            ("c1", "2025-03-03 00:00", 0.2, "negative"),  # exactly as_of - 90 days: inside
+            ("c1", "2025-05-20 12:00", 0.4, "neutral"),
+            ("c1", "2025-06-01 00:00", 0.0, "negative"),  # at as_of: excluded
+            # c2: only old feedback; its latest piece is unscored and is skipped.
+            ("c2", "2024-12-01 00:00", 0.1, "negative"),
+            ("c2", "2024-12-05 00:00", float("nan"), "unscored"),
+            # c3: only after as_of: no row.
+            ("c3", "2025-07-01 00:00", 0.8, "positive"),
+            # c4: two negatives in the window, the later one is the last.
+            ("c4", "2025-05-01 00:00", 0.1, "negative"),
+            ("c4", "2025-05-02 00:00", 0.3, "negative"),
+        ]
+    )
+    features = customer_sentiment_features(scored, as_of).set_index("customer_id")
+    assert list(features.index) == ["c1", "c2", "c4"]
+    assert features.loc["c1", "avg_sentiment_90d"] == pytest.approx(0.3)
+    assert features.loc["c1", "last_feedback_sentiment"] == pytest.approx(0.4)
+    assert features.loc["c1", "negative_feedback_90d"] == 1
+    assert math.isnan(features.loc["c2", "avg_sentiment_90d"])
+    assert features.loc["c2", "last_feedback_sentiment"] == pytest.approx(0.1)
+    assert features.loc["c2", "negative_feedback_90d"] == 0
+    assert features.loc["c4", "avg_sentiment_90d"] == pytest.approx(0.2)
+    assert features.loc["c4", "last_feedback_sentiment"] == pytest.approx(0.3)
+    assert features.loc["c4", "negative_feedback_90d"] == 2
+    assert features["negative_feedback_90d"].dtype == "int64"
+
+    # A shorter window and a naive as_of (read as UTC).
+    short = customer_sentiment_features(scored, "2025-06-01", window_days=20)
+    assert short.set_index("customer_id").loc["c1", "avg_sentiment_90d"] == pytest.approx(0.4)
+
+    empty = customer_sentiment_features(scored, "2020-01-01")
+    assert list(empty.columns) == list(sentiment.FEATURE_COLUMNS) and empty.empty
+    with pytest.raises(ValueError, match="lacks column"):
+        customer_sentiment_features(scored.drop(columns="label"), as_of)
+    with pytest.raises(ValueError, match="window_days"):
+        customer_sentiment_features(scored, as_of, window_days=0)
+
+
+def test_complaint_topics_mark_negative_terms_of_the_window() -> None:
+    as_of = pd.Timestamp("2025-06-01", tz="UTC")
+    negative = [
+        "Delivery was late and the box was crushed",
+        "Late delivery again, very slow courier",
+        "The box was crushed and the item broken",
+        "Delivery late, customer service never replied",
+        "Item broken, not happy, late delivery",
+        "Slow courier, not happy, late delivery",
+    ]
+    positive = [
+        "Lovely fabric and fast delivery",
+        "Lovely colour, fits well",
+        "Fast delivery, lovely fabric",
+        "Great value, fits well",
+        "Lovely fabric, great value",
+        "Fits well and fast delivery",
+    ]
+    rows = [(t, "2025-05-20", "negative") for t in negative]
+    rows += [(t, "2025-05-21", "positive") for t in positive]
+    rows += [("Terrible zipper, terrible zipper", "2025-03-01", "negative")] * 5  # outside
+    rows += [("Okay I guess", "2025-05-22", "neutral")]
+    scored = pd.DataFrame(rows, columns=["text", "submitted_at", "label"])
+    scored["submitted_at"] = pd.to_datetime(scored["submitted_at"], utc=True)
+
+    topics = complaint_topics(scored, as_of, window_days=30, top_n=5)
+    assert list(topics.columns) == list(sentiment.TOPIC_DTYPES)
+    assert 0 < len(topics) <= 5
+    terms = set(topics["term"])
+    assert {"late", "late delivery"} & terms
+    assert not terms & {"lovely", "fabric", "fits", "value", "zipper", "terrible"}
+    late = topics.set_index("term").loc["late"]
+    assert late["negative_docs"] == 5 and late["positive_docs"] == 0
+    assert late["share_of_negative"] == pytest.approx(5 / 6)
+    assert topics["score"].is_monotonic_decreasing and (topics["score"] > 0).all()
+
+    # A bare negation and a word that only occurs inside one phrase are not topics.
+    all_terms = set(complaint_topics(scored, as_of, window_days=30, top_n=50)["term"])
+    assert "not happy" in all_terms
+    assert not all_terms & {"not", "happy"}
+
+    too_few = complaint_topics(scored, as_of, window_days=30, min_negative_docs=7)
+    assert too_few.empty and list(too_few.columns) == list(sentiment.TOPIC_DTYPES)
