@@ -23,6 +23,32 @@ project's own source mapping, :mod:`cva_tasks.evaluation.online_retail`):
   candidates; the chosen one.
 * Goal (issue 5): the chosen model reaches AUC >= 0.76 and log loss < 0.58 and beats
   every other row on both in the same run. ``ok`` is False otherwise.
+
+Measured here (3,370 test customers, churn rate 0.431; defaults, seed 0; about 30-45 s
+with the lake cached):
+
+==============================  ======  ========  ======  ========
+row                             AUC     log loss  Brier   lift@10%
+==============================  ======  ========  ======  ========
+days since last order           0.6830  0.6668    0.2372  1.523
+BG/NBD P(no order in 90 days)   0.7364  0.6231    0.2178  1.585
+logistic regression, classic    0.7372  0.5932    0.2058  1.592
+logistic regression (chosen)    0.7460  0.5897    0.2044  1.592
+HistGradientBoosting            0.7411  0.5977    0.2070  1.613
+==============================  ======  ========  ======  ========
+
+The chosen model beats every other row on both figures, but the goal is NOT reached.
+Two reasons, both measured: (1) the information in the feature table caps near AUC
+0.75 for this test window: even a 5-fold cross-validation *inside* the test snapshot
+(a look at the answers no honest protocol has) gave AUC 0.750 / log loss 0.576 for
+logistic regression and 0.746-0.750 for boosting on the same engineered features, and
+order-history features (orders in the last 30/60/180 days, distinct order days, months
+active, longest gap) added 0.001; (2) the test window holds the Christmas season, when
+fewer customers lapse (churn 0.43 against 0.49-0.51 in the summer windows the
+calibrator and the latest training labels come from), so a model calibrated on known
+labels predicts too much churn there (mean 0.485). Shifting the chosen model's
+log-odds to the test's own churn rate, which no model can know in advance, would give
+log loss 0.582: still not below 0.58.
 """
 
 from __future__ import annotations

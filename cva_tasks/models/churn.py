@@ -43,7 +43,15 @@ Models
   L2 logistic regression (``C`` tuned).
 * ``hist_gradient_boosting``: scikit-learn's HistGradientBoostingClassifier, shallow
   trees, strong leaf-size and L2 regularization, a fixed number of rounds (no early
-  stopping, so no random inner split); the setting is tuned on a small grid.
+  stopping, so no random inner split); the setting is tuned on a small grid. (Tried on
+  four Online Retail backtests, ds 2011-07-19..2011-08-30, and not kept: monotonic
+  constraints on recency / frequency, weekly instead of fortnightly snapshots,
+  isotonic calibration (boosting's mean validation log loss 0.592 against 0.584 with
+  Platt), an average of both families (+0.002 AUC); none moved the mean validation
+  AUC of either family by more than 0.002.)
+
+Both families run on one OpenMP thread (:func:`_one_thread`): on the shared 2-core
+workers a boosted fit was five times faster than with two contended threads.
 
 Both see the same engineered features (:func:`engineer_features`): log RFM, tenure,
 recency relative to tenure and to the customer's usual gap between orders ("overdue"),
@@ -54,6 +62,12 @@ and three BG/NBD figures (P(alive), P(no order in the horizon), expected orders 
 horizon) from a BG/NBD model fitted, without labels, on each snapshot's own customers
 (so it is point in time by construction). Features that are constant on the fit
 snapshots are dropped.
+
+Tiers
+-----
+``Low`` below 0.33, ``High`` from 0.66, ``Medium`` between; the cut-offs are read at
+scoring time from ``CVA_CHURN_TIER_CUTOFFS`` (e.g. ``"0.3,0.7"``) or passed to
+:meth:`ChurnModel.predict`, so marketing can move them without a retrain.
 
 Reasons
 -------
@@ -976,28 +990,7 @@ def _one_thread() -> Iterator[None]:
         yield
 
 
-#: Direction in which each engineered feature may move the churn risk when the
-#: gradient-boosted model is fitted with ``"monotonic": True`` (1: up, -1: down).
-MONOTONIC = {
-    "log_recency": 1,
-    "recency_tenure_ratio": 1,
-    "recency_gap_ratio": 1,
-    "overdue_z": 1,
-    "log_frequency": -1,
-    "orders_per_30d": -1,
-    "log_orders_90d": -1,
-    "log_spend_30d": -1,
-    "log_spend_90d": -1,
-    "log_gross_revenue": -1,
-    "bg_p_no_order": 1,
-    "bg_p_alive": -1,
-    "bg_log_expected_orders": -1,
-}
-
-
-def _make_estimator(
-    family: str, params: dict[str, Any], seed: int, feature_names: Sequence[str] = ()
-) -> Any:
+def _make_estimator(family: str, params: dict[str, Any], seed: int) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -1015,9 +1008,6 @@ def _make_estimator(
             LogisticRegression(max_iter=5000, **params),
         )
     if family == "hist_gradient_boosting":
-        params = dict(params)
-        if params.pop("monotonic", False):
-            params["monotonic_cst"] = [MONOTONIC.get(n, 0) for n in feature_names]
         return HistGradientBoostingClassifier(early_stopping=False, random_state=seed, **params)
     raise ValueError(f"unknown churn model family {family!r}; known: {FAMILIES}")
 
@@ -1102,7 +1092,7 @@ class ChurnModel:
         hyper = dict(self.params.get("hyperparameters", {}))
         started = time.perf_counter()
         with _one_thread():
-            self.estimator_ = _make_estimator(self.family, hyper, seed, varying).fit(
+            self.estimator_ = _make_estimator(self.family, hyper, seed).fit(
                 x[varying].to_numpy(), fit_frame["churned"].to_numpy()
             )
         log.info(
