@@ -152,6 +152,32 @@ def test_edge_cases_get_defined_results(trained) -> None:
         model.predict_proba(["fine", 42])
 
 
+def test_score_feedback_scores_canonical_rows_rated_or_not(trained) -> None:
+    model, _ = trained
+    feedback = pd.DataFrame(
+        {
+            "feedback_id": ["F1", "F2", "F3"],
+            "customer_id": ["c1", "c2", "c3"],
+            "order_id": [None, "o2", None],
+            "rating": pd.array([None, 1, None], dtype="Int64"),
+            "text": ["Great value for money", "It broke after a week", pd.NA],
+            "submitted_at": pd.to_datetime(["2025-01-01", "2025-01-02", "2025-01-03"], utc=True),
+        }
+    )
+    scored = sentiment.score_feedback(model, feedback)
+    assert list(scored.columns) == [
+        "feedback_id",
+        "customer_id",
+        "submitted_at",
+        "probability",
+        "label",
+    ]
+    assert list(scored["label"]) == ["positive", "negative", "unscored"]
+    assert scored["probability"].iloc[0] > 0.6 and scored["probability"].iloc[1] < 0.4
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['text'\]"):
+        sentiment.score_feedback(model, feedback.drop(columns="text"))
+
+
 def test_labels_follow_the_neutral_band(trained, monkeypatch) -> None:
     model, _ = trained
     p = [0.1, 0.39, 0.4, 0.5, 0.6, 0.95, float("nan")]
