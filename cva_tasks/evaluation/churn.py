@@ -194,12 +194,19 @@ def command(args: argparse.Namespace) -> dict:
     ok = all(reached.values())
     seconds = time.perf_counter() - started
 
+    windows, rows_ = training.windows, training.windows["rows"]
+    share = windows["holdout_share"]
     header = f"{'model':<30} {'AUC':>6} {'logloss':>8} {'Brier':>7} {'lift@10%':>9} {'mean p':>7}"
     lines = [
         "Churn risk out of time on Online Retail (issue 5)",
         f"train: {len(days)} snapshots {days[0]}..{days[-1]} every {args.step_days} days "
-        f"(labels end by {ds}); validation (choice) {training.windows['validation_snapshot']}, "
-        f"held-out customers ({training.windows['rows']})",
+        f"(labels known by {ds}); customers split by a stable hash, "
+        f"{1 - share:.0%} fitted / {share:.0%} held out",
+        f"  fit {windows['fit_snapshots'][0]}..{windows['fit_snapshots'][-1]} (fitted "
+        f"customers, {rows_['fit']} rows); tuning + {args.calibration} calibration "
+        f"{windows['calibration_snapshot']} (held out, {rows_['calibration']} rows); "
+        f"choice of family {windows['validation_snapshot']} (held out, "
+        f"{rows_['validation']} rows)",
         f"test: features as of {TEST_AS_OF}, churned = no counted order in "
         f"[{TEST_AS_OF}, {TEST_AS_OF + timedelta(days=HORIZON_DAYS)}): {len(y)} customers, "
         f"churn rate {y.mean():.3f}",
