@@ -22,11 +22,13 @@
 What is measured, per child: wall time of each phase (reading the Parquet inputs,
 training, scoring every customer with the chunks streamed into a Parquet file), CPU
 time of the whole child (``os.wait4``) and its peak resident memory: the child's own
-high-water mark ``VmHWM`` from ``/proc/self/status`` (numpy, scipy and ``implicit``
-allocations included, which ``tracemalloc`` would miss; the interpreter and imports
-are about 250 MB of it). ``ru_maxrss`` from ``os.wait4`` is reported beside it but
-is not used: on Linux it includes the parent's resident set at fork time, and the
-parent holds the generated shop. Also the machine's load average at the end.
+high-water mark ``VmHWM`` from ``/proc/self/status``, reset between phases so each
+phase has its own peak (numpy, scipy and ``implicit`` allocations included, which
+``tracemalloc`` would miss; the interpreter and imports are about 200 MB of it, the
+interactions frame as read about 32 bytes per line). ``ru_maxrss`` from ``os.wait4``
+is reported beside it but not used: on Linux it includes the parent's resident set
+at fork time, and the parent holds the generated shop. Also the machine's load
+average at the end.
 
 Progress goes to stderr; the report (or JSON with ``--json``) to stdout.
 """
@@ -34,6 +36,7 @@ Progress goes to stderr; the report (or JSON with ``--json``) to stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import logging
@@ -220,21 +223,29 @@ def _run_child(mode: str, folder: Path, as_of: str, model_seed: int) -> dict[str
 
 def _child(mode: str, folder: str, as_of: str, model_seed: int, result: str) -> None:
     """Fit and score every customer with ``mode``; time each phase."""
-    import resource
-
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from cva_tasks.models import recommend as rec
 
-    rss_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_imports = _rss_mb("VmRSS")
     phases: dict[str, float] = {}
+    peaks: dict[str, float] = {}
+
+    def phase_peak(name: str) -> None:
+        # VmHWM since the last reset, then reset it (Linux >= 4.0: write 5 to clear_refs).
+        peaks[name] = round(_rss_mb("VmHWM"), 1)
+        with contextlib.suppress(OSError):
+            Path("/proc/self/clear_refs").write_text("5")
+
     started = time.perf_counter()
     interactions = pd.read_parquet(Path(folder) / "interactions.parquet")
     items = pd.read_parquet(Path(folder) / "items.parquet")
     customers = pd.read_parquet(Path(folder) / "customers.parquet")
     phases["read"] = time.perf_counter() - started
+    rss_read = _rss_mb("VmRSS")
+    phase_peak("read")
     as_of_stamp = pd.Timestamp(as_of)
 
     mark = time.perf_counter()
@@ -250,8 +261,8 @@ def _child(mode: str, folder: str, as_of: str, model_seed: int, result: str) -> 
     else:
         raise ValueError(f"unknown mode {mode!r}")
     phases["train"] = time.perf_counter() - mark
-
     rss_after_train = _rss_mb("VmRSS")
+    phase_peak("train")
 
     # Score every customer chunk by chunk and stream the chunks into Parquet, as a
     # pipeline at this size would (the whole table never sits in memory).
@@ -278,6 +289,7 @@ def _child(mode: str, folder: str, as_of: str, model_seed: int, result: str) -> 
     if writer is not None:
         writer.close()
     phases["score_and_write"] = time.perf_counter() - mark
+    phase_peak("score_and_write")
     summary = {
         "seconds": round(time.perf_counter() - started, 2),
         "phases": {name: round(value, 2) for name, value in phases.items()},
@@ -290,8 +302,10 @@ def _child(mode: str, folder: str, as_of: str, model_seed: int, result: str) -> 
             for name, figures in report.get("models", {}).items()
         },
         "rss_after_imports_mb": round(rss_imports, 1),
+        "rss_after_read_mb": round(rss_read, 1),
         "rss_after_train_mb": round(rss_after_train, 1),
-        "own_peak_rss_mb": round(_rss_mb("VmHWM"), 1),
+        "peak_rss_mb_by_phase": peaks,
+        "own_peak_rss_mb": max(peaks.values()),
     }
     Path(result).write_text(json.dumps(summary))
 

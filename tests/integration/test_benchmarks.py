@@ -65,3 +65,32 @@ def test_bench_load_small(tmp_path, pg_schema):
     for method in ("loader", "psql_copy", "to_sql"):
         assert report["methods"][method]["rows_per_s"] > 0
     assert report["ratios"]["loader_vs_to_sql_rows_per_s"] > 1
+
+
+def test_bench_recommendations_small(tmp_path):
+    result = subprocess.run(
+        [CVA, "bench", "recommendations", "--customers", "1500", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    size = report["sizes"][0]
+    assert size["customers"] == 1500 and size["interactions"] > 10_000
+    for mode in ("baseline", "pipeline"):
+        figures = size["modes"][mode]
+        # Every customer gets a next-best list; buy-again only where items repeat.
+        assert figures["customers_with_next_best"] == 1500
+        assert figures["rows_per_list"]["next_best"] == 15_000
+        assert 0 < figures["rows_per_list"]["buy_again"] < 15_000
+        assert figures["peak_rss_mb"] > 0 and figures["phases"]["train"] > 0
+    assert size["modes"]["baseline"]["model"] == "bestsellers_recent"
+    assert set(size["modes"]["pipeline"]["validation_ndcg_at_10"]) == {
+        "bestsellers_all_time",
+        "bestsellers_recent",
+        "item_cf",
+        "als",
+    }
