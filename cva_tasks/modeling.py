@@ -193,7 +193,11 @@ def train_model(kind: str, ds: date | str, run_id: str) -> dict[str, Any]:
     current, current_run = champion_model(kind, ds - timedelta(days=1), root)
     started = time.perf_counter()
     log.info("%s: training for %s (%s)", kind, ds, why)
-    model, report = TRAINERS[kind](data, current)
+    try:
+        model, report = TRAINERS[kind](data, current)
+    except NotEnoughData as exc:
+        log.warning("%s: not enough data to train on %s: %s", kind, ds, exc)
+        return {"kind": kind, "trained": False, "reason": f"not enough data: {exc}"}
     report.setdefault("train_seconds", round(time.perf_counter() - started, 1))
     run = registry.new_run(
         kind, ds, run_id, report, current_run, tolerance=promotion_tolerance(kind), why=why
@@ -302,10 +306,49 @@ def _with_sentiment(data: DayData) -> Callable[[date], pd.DataFrame]:
     return features_at
 
 
+class NotEnoughData(ValueError):
+    """Too little data to train a kind yet: the day goes on without (or with the old) model."""
+
+
+def _train_sentiment(data: DayData, current) -> tuple[Any, dict[str, Any]]:
+    from cva_tasks.features.history import visible_rows
+    from cva_tasks.models.sentiment import train_sentiment
+
+    feedback = visible_rows("feedback", as_of_instant(data.ds), data.root)
+    try:
+        model, metrics = train_sentiment(
+            feedback["text"],
+            feedback["rating"],
+            order=feedback["submitted_at"],
+            champion=current,
+        )
+    except ValueError as exc:
+        if "needs at least" in str(exc) or "has only class" in str(exc):
+            raise NotEnoughData(str(exc)) from exc
+        raise
+    rated = feedback[feedback["rating"].notna()].sort_values("submitted_at")
+    split = rated["submitted_at"].iloc[-metrics["n_validation"]] if len(rated) else None
+    return model, {
+        "algorithm": f"Keras {model.params.get('architecture', 'text classifier')}",
+        "metric": "roc_auc",
+        "metric_value": metrics["roc_auc"],
+        "higher_is_better": True,
+        "champion_metric": metrics.get("champion_roc_auc"),
+        "training_window": {
+            "start": rated["submitted_at"].min() if len(rated) else None,
+            "end": split,
+        },
+        "validation_window": {"start": split, "end": data.ds},
+        "params": model.params,
+        **metrics,
+    }
+
+
 TRAINERS: dict[str, Callable[[DayData, Any], tuple[Any, dict[str, Any]]]] = {
     "clusters": _train_clusters,
     "clv": _train_clv,
     "churn": _train_churn,
+    "sentiment": _train_sentiment,
 }
 
 
