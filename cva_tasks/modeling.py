@@ -32,7 +32,6 @@ import os
 import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cva_tasks import storage
@@ -141,19 +140,14 @@ def _model_class(kind: str):
 
         return ChurnModel
     if kind == "recommender":
-        from cva_tasks.models.recommend import load_recommender
+        from cva_tasks.models.recommend import Recommender
 
-        return _Loader(load_recommender)
+        return Recommender
     if kind == "sentiment":
         from cva_tasks.models.sentiment import SentimentModel
 
         return SentimentModel
     raise ValueError(f"unknown model kind {kind!r}")
-
-
-class _Loader:
-    def __init__(self, load: Callable[[Path], Any]) -> None:
-        self.load = load
 
 
 def champion_model(kind: str, ds: date, root: str | None = None) -> tuple[Any, registry.ModelRun]:
@@ -344,11 +338,62 @@ def _train_sentiment(data: DayData, current) -> tuple[Any, dict[str, Any]]:
     }
 
 
+def recommender_inputs(data: DayData) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Purchase lines, items and customers (with their RFM segment) as of the end of ``ds``."""
+    from cva_tasks.features.history import purchase_lines
+    from cva_tasks.segments.rfm import score_rfm
+
+    lines = purchase_lines(as_of_instant(data.ds), data.root)
+    interactions = lines[["customer_id", "item_id", "quantity", "occurred_at"]]
+    # Every line carries its item's latest known name; an item never landed keeps its id.
+    items = lines[["item_id", "item_name"]].drop_duplicates("item_id", keep="last")
+    items = items.assign(name=items["item_name"].fillna(items["item_id"]))[["item_id", "name"]]
+    features = data.features_at(data.ds)
+    customers = features[["customer_id", "country"]].merge(
+        score_rfm(features)[["customer_id", "segment"]], on="customer_id", how="left"
+    )
+    return interactions, items, customers
+
+
+def _train_recommender(data: DayData, current) -> tuple[Any, dict[str, Any]]:
+    from cva_tasks.models.recommend import train_recommenders
+
+    interactions, items, customers = recommender_inputs(data)
+    if interactions.empty:
+        raise NotEnoughData("no purchase lines yet")
+    try:
+        model, report = train_recommenders(
+            interactions, items, customers, as_of_instant(data.ds), seed=0
+        )
+    except ValueError as exc:
+        if "cannot validate" in str(exc):
+            raise NotEnoughData(str(exc)) from exc
+        raise
+    metric = report["comparison_metric"]
+    # The champion was fitted on data that overlaps this validation window, so scoring
+    # it there would flatter it; its procedure (model and parameters) refitted at the
+    # same split is what is compared, and every candidate was validated that way.
+    champion_figures = report["models"].get(current.model_name) if current else None
+    validation = report["validation"]
+    return model, {
+        **report,
+        "algorithm": model.model_name,
+        "metric": metric,
+        "metric_value": report["models"][report["chosen"]][metric],
+        "higher_is_better": True,
+        "champion_metric": champion_figures[metric] if champion_figures else None,
+        "training_window": {"start": None, "end": data.ds},
+        "validation_window": {"start": validation["start"], "end": validation["end"]},
+        "params": model.params,
+    }
+
+
 TRAINERS: dict[str, Callable[[DayData, Any], tuple[Any, dict[str, Any]]]] = {
     "clusters": _train_clusters,
     "clv": _train_clv,
     "churn": _train_churn,
     "sentiment": _train_sentiment,
+    "recommender": _train_recommender,
 }
 
 
@@ -610,4 +655,68 @@ def score_feedback(ds: date | str) -> dict[str, Any]:
         "customers": len(rollup),
         "topics": topics["term"].head(5).tolist(),
         "model_version": run.version,
+    }
+
+
+# --- recommendations -----------------------------------------------------------------
+
+#: Customers with an order in this many days before the as-of get recommendations.
+ACTIVE_DAYS = int(os.environ.get("CVA_RECOMMEND_ACTIVE_DAYS", "365"))
+
+
+def recommend(ds: date | str) -> dict[str, Any]:
+    """Top-10 next-best products and a buy-again list for the day's active customers.
+
+    Active: an order in the last ``CVA_RECOMMEND_ACTIVE_DAYS`` days (default 365).
+    Uses the recommender champion as of ``ds``; writes
+    ``scores/customer_recommendations/ds=...`` (one row per customer, list and rank).
+    Without a champion the day's partition is removed.
+    """
+    import pyarrow as pa
+
+    from cva_tasks.models.recommend import recommend as recommend_for
+    from cva_tasks.warehouse.schema import TABLES
+
+    ds = as_day(ds)
+    settings = Settings.from_env()
+    target = partition(settings, "scores", "customer_recommendations", ds)
+    model, run = champion_model("recommender", ds, settings.data_root)
+    if model is None:
+        if storage.exists(target):
+            storage.remove(target)
+        return {"rows": 0, "reason": "no recommender trained yet"}
+    data = DayData(ds, settings)
+    interactions, _items, customers = recommender_inputs(data)
+    features = data.features_at(ds)
+    active = features.loc[features["recency_days"] <= ACTIVE_DAYS, "customer_id"]
+    started = time.perf_counter()
+    rows = recommend_for(
+        model,
+        active.to_numpy(),
+        interactions,
+        customers=customers,
+        as_of=as_of_instant(ds),
+    )
+    rows = rows.assign(
+        as_of_date=ds,
+        model_version=run.version,
+        **{name: rows[name].astype(str) for name in ("list", "reason", "model")},
+    )
+    spec = TABLES["customer_recommendations"]
+    table = pa.Table.from_pandas(
+        rows[[c.name for c in spec.input_columns]], preserve_index=False, schema=spec.arrow_schema()
+    )
+    storage.replace_partition(table, target)
+    log.info(
+        "recommended for %d active customers with %s in %.1f s (%d rows)",
+        len(active),
+        run.version,
+        time.perf_counter() - started,
+        table.num_rows,
+    )
+    return {
+        "customers": len(active),
+        "rows": table.num_rows,
+        "model_version": run.version,
+        "models": rows["model"].value_counts().to_dict(),
     }

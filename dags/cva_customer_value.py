@@ -1,10 +1,15 @@
-"""The daily customer value pipeline: wait for sources, stage, features, score, publish.
+"""The daily customer value pipeline: wait for sources, stage, features, models, publish.
 
 One run per day (data interval ``[ds, ds + 1)``, UTC). Backfill-ready: every
 step is keyed by the interval, reads only data landed for days up to ``ds`` and
 replaces its own outputs whole. Scheduled runs go one at a time
 (``max_active_runs=1``) and ``stage`` depends on the previous day's ``stage``,
 because a day's features build on every earlier staged day.
+
+Models: each ``train_<kind>`` task trains its model when it is due (weekly by
+default, ``CVA_TRAIN_EVERY_DAYS``; at once when none exists; churn also on feature
+drift) and otherwise returns quickly. Scoring always uses the champion as of the
+run's day, so a backfilled day never sees a model trained on later data.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from cva_tasks.sources.registry import all_sources
 FEATURES = Asset(name="cva.features.customer")
 SCORES = Asset(name="cva.scores.customer_scores")
 WAREHOUSE_SCORES = Asset(name="cva.warehouse.customer_scores")
+RECOMMENDATIONS = Asset(name="cva.scores.customer_recommendations")
+FEEDBACK_SCORES = Asset(name="cva.scores.feedback_sentiment")
 # Reschedule mode frees the worker slot between pokes; tests poke every second.
 POKE_SECONDS = int(os.environ.get("CVA_SENSOR_POKE_SECONDS", "600"))
 
@@ -64,6 +71,27 @@ with DAG(
 
         return build_features(context["data_interval_start"])
 
+    def train(kind: str):
+        @task(task_id=f"train_{kind}")
+        def train_model(**context) -> dict:
+            from cva_tasks.modeling import train_model
+
+            return train_model(kind, context["data_interval_start"], context["run_id"])
+
+        return train_model()
+
+    @task(outlets=[FEEDBACK_SCORES])
+    def score_feedback(**context) -> dict:
+        from cva_tasks.modeling import score_feedback
+
+        return score_feedback(context["data_interval_start"])
+
+    @task(outlets=[RECOMMENDATIONS])
+    def recommend(**context) -> dict:
+        from cva_tasks.modeling import recommend
+
+        return recommend(context["data_interval_start"])
+
     @task(outlets=[SCORES])
     def score(**context) -> dict:
         from cva_tasks.pipeline import score
@@ -78,4 +106,18 @@ with DAG(
 
     staged = stage()
     waits >> staged
-    staged >> build_features() >> score() >> publish()
+    features = build_features()
+    staged >> features
+    trained = {kind: train(kind) for kind in ("clusters", "clv", "sentiment", "recommender")}
+    for task_ in trained.values():
+        features >> task_
+    feedback = score_feedback()
+    trained["sentiment"] >> feedback
+    # Churn may use the lifetime-value and feedback features, so it trains after them.
+    trained["churn"] = train("churn")
+    [trained["clv"], feedback] >> trained["churn"]
+    scores = score()
+    [trained["clusters"], trained["clv"], trained["churn"], feedback] >> scores
+    recommendations = recommend()
+    trained["recommender"] >> recommendations
+    [scores, recommendations] >> publish()
