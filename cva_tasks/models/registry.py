@@ -167,15 +167,17 @@ def training_due(
     reproduces its training instead of silently keeping it).
     """
     runs = list_runs(kind, data_root)
-    if any(r.trained_as_of == ds for r in runs):
-        return True, f"rerun of the training of {ds.isoformat()}"
     earlier = [r for r in runs if r.trained_as_of < ds]
     if not earlier:
-        return True, "no model trained before this day"
-    age = (ds - earlier[-1].trained_as_of).days
-    if age >= every_days:
-        return True, f"last trained {age} days ago (schedule: every {every_days} days)"
-    return False, f"last trained {age} days ago (schedule: every {every_days} days)"
+        due, why = True, "no model trained before this day"
+    else:
+        age = (ds - earlier[-1].trained_as_of).days
+        due = age >= every_days
+        why = f"last trained {age} days ago (schedule: every {every_days} days)"
+    if any(r.trained_as_of == ds for r in runs) and not due:
+        # The day trained before (e.g. on drift): a rerun reproduces that training.
+        return True, f"rerun of a day that trained; {why}"
+    return due, why
 
 
 def model_uri(run: ModelRun, data_root: str | None = None) -> str:
