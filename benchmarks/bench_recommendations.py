@@ -25,7 +25,8 @@ time of the whole child (``os.wait4``) and its peak resident memory: the child's
 high-water mark ``VmHWM`` from ``/proc/self/status``, reset between phases so each
 phase has its own peak (numpy, scipy and ``implicit`` allocations included, which
 ``tracemalloc`` would miss; the interpreter and imports are about 200 MB of it, the
-interactions frame as read about 32 bytes per line). ``ru_maxrss`` from ``os.wait4``
+interactions frame as read about 32 bytes per line; Arrow's pool is released after
+reading the Parquet inputs). ``ru_maxrss`` from ``os.wait4``
 is reported beside it but not used: on Linux it includes the parent's resident set
 at fork time, and the parent holds the generated shop. Also the machine's load
 average at the end.
@@ -243,6 +244,9 @@ def _child(mode: str, folder: str, as_of: str, model_seed: int, result: str) -> 
     interactions = pd.read_parquet(Path(folder) / "interactions.parquet")
     items = pd.read_parquet(Path(folder) / "items.parquet")
     customers = pd.read_parquet(Path(folder) / "customers.parquet")
+    # Arrow keeps the read buffers in its pool after the conversion to pandas: hand
+    # them back so the figures are the recommenders', not the Parquet reader's.
+    pa.default_memory_pool().release_unused()
     phases["read"] = time.perf_counter() - started
     rss_read = _rss_mb("VmRSS")
     phase_peak("read")
