@@ -1,0 +1,85 @@
+"""The model steps of the daily pipeline on the demo lake: schedule, drift, backfill as of."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from cva_tasks import modeling, pipeline
+from cva_tasks.models import registry
+
+DAY = date(2025, 11, 30)
+
+
+@pytest.fixture
+def demo_lake(lake, demo_frames):
+    from cva_tasks.demo.lake import write_raw_from_frames
+    from cva_tasks.demo.shop import DEFAULT_START
+
+    days = [DEFAULT_START + timedelta(days=n) for n in range((DAY - DEFAULT_START).days + 1)]
+    write_raw_from_frames(demo_frames, str(lake), days=days)
+    return lake
+
+
+def churn_versions(day: date) -> set[str]:
+    features = modeling.DayData(day).features_at(day)
+    columns, _profiles = modeling.customer_model_columns(features, day)
+    return set(columns["churn_model_version"].dropna())
+
+
+def test_a_backfilled_day_is_scored_with_the_model_of_its_own_time(demo_lake):
+    latest = modeling.train_model("churn", DAY, "scheduled__latest")
+    assert latest["trained"] and latest["version"] == "churn-20251130"
+
+    # Backfill an earlier day: no model existed then, so it trains as of that day...
+    early = DAY - timedelta(days=60)
+    backfilled = modeling.train_model("churn", early, "backfill__early")
+    assert backfilled["trained"] and "no model trained before" in backfilled["reason"]
+    [run] = [r for r in registry.list_runs("churn") if r.trained_as_of == early]
+    assert date.fromisoformat(run.validation_window["end"]) <= early
+    early_version = registry.version_for("churn", early)
+    assert churn_versions(early) == {early_version}
+    # ...and a day between the two is scored by the earlier model, never the later one.
+    assert churn_versions(early + timedelta(days=10)) == {early_version}
+    assert churn_versions(DAY) == {"churn-20251130"}
+
+
+def test_training_follows_the_schedule(demo_lake, monkeypatch):
+    monkeypatch.setenv("CVA_TRAIN_EVERY_DAYS_CLUSTERS", "7")
+    first = modeling.train_model("clusters", DAY - timedelta(days=7), "run-1")
+    assert first["trained"]
+    skipped = modeling.train_model("clusters", DAY - timedelta(days=3), "run-2")
+    assert not skipped["trained"] and "4 days ago" in skipped["reason"]
+    again = modeling.train_model("clusters", DAY, "run-3")
+    assert again["trained"] and "7 days ago" in again["reason"]
+    assert again["promoted"], "clusters always move to the retrained model"
+    [old, new] = registry.list_runs("clusters")
+    assert new.champion_version == old.version
+
+
+def test_feature_drift_triggers_an_early_churn_retrain(demo_lake, monkeypatch):
+    first = DAY - timedelta(days=7)
+    assert modeling.train_model("churn", first, "run-1")["trained"]
+    pipeline.build_features(DAY - timedelta(days=2))
+
+    monkeypatch.setenv("CVA_CHURN_PSI_THRESHOLD", "10")
+    quiet = modeling.train_model("churn", DAY - timedelta(days=2), "run-2")
+    assert not quiet["trained"] and "no feature drift above PSI 10" in quiet["reason"]
+
+    monkeypatch.setenv("CVA_CHURN_PSI_THRESHOLD", "1e-9")
+    drifted = modeling.train_model("churn", DAY - timedelta(days=2), "run-3")
+    assert drifted["trained"] and "feature drift above PSI" in drifted["reason"]
+    assert drifted["champion_metric_value"] is not None, "compared on the same validation"
+
+
+def test_without_models_the_scores_carry_nulls_and_no_version(demo_lake):
+    pipeline.build_features(DAY)
+    features = modeling.DayData(DAY).features_at(DAY)
+    columns, profiles = modeling.customer_model_columns(features, DAY)
+    assert len(columns) == len(features) and profiles.empty
+    version_columns = [c for c in columns if c.endswith("_model_version")]
+    assert len(version_columns) == 4
+    assert columns.drop(columns="customer_id").isna().all().all()
+    assert modeling.score_feedback(DAY)["scored"] == 0
+    assert modeling.recommend(DAY)["rows"] == 0
