@@ -141,16 +141,56 @@ def _demo_outputs(settings, ds) -> dict:
         if scores is not None
         else {}
     )
+    models = _demo_models(warehouse, ds, scores)
     return {
         "ds": ds.isoformat(),
         "partitions": partitions,
         "features": storage.join(settings.data_root, "features", "customer", f"ds={ds}"),
         "customers_scored": 0 if scores is None else len(scores),
         "segments": segments,
+        **models,
         "warehouse": warehouse.location,
         "table": "customer_scores",
         "lake": settings.data_root,
         "data_docs": [str(settings.home / "data_docs" / n / "index.html") for n in DEMO_SOURCES],
+    }
+
+
+def _demo_models(warehouse, ds, scores) -> dict:
+    """What the models published for ``ds``: runs, clusters, churn tiers, lists, feedback."""
+    from cva_tasks.models import registry
+
+    def counts(frame, column) -> dict:
+        if frame is None or column not in frame or frame[column].isna().all():
+            return {}
+        return {str(k): int(v) for k, v in frame[column].value_counts().sort_index().items()}
+
+    def rows(table_name: str):
+        try:
+            return warehouse.read_table(table_name, ds).to_pandas()
+        except Exception:  # a failed run may have published nothing
+            return None
+
+    recommendations = rows("customer_recommendations")
+    feedback = rows("feedback_sentiment")
+    topics = rows("feedback_topics")
+    return {
+        "models": [
+            {
+                "kind": kind,
+                "version": run.version,
+                "metric": run.metric,
+                "metric_value": run.metric_value,
+                "trained_as_of": run.trained_as_of.isoformat(),
+            }
+            for kind in registry.KINDS
+            if (run := registry.champion(kind, ds)) is not None
+        ],
+        "clusters": counts(scores, "cluster_label"),
+        "churn_tiers": counts(scores, "churn_tier"),
+        "recommendation_rows": 0 if recommendations is None else len(recommendations),
+        "feedback_labels": counts(feedback, "label"),
+        "complaint_terms": [] if topics is None else topics["term"].head(8).tolist(),
     }
 
 
@@ -169,6 +209,17 @@ def _demo_text(result: dict, args, settings) -> str:
             f"features: {result['features']}",
             f"customers scored for {result['ds']}: {result['customers_scored']}, by segment:",
             *(f"  {name:<20} {count:>6}" for name, count in result["segments"].items()),
+            "models in force (out-of-time validation metric):",
+            *(
+                f"  {m['kind']:<12} {m['version']:<22} {m['metric']} {m['metric_value']}"
+                for m in result["models"]
+            ),
+            "clusters: " + ", ".join(f"{k} {v}" for k, v in result["clusters"].items()),
+            "churn tiers: " + ", ".join(f"{k} {v}" for k, v in result["churn_tiers"].items()),
+            f"recommendation rows: {result['recommendation_rows']}",
+            "feedback of the day: "
+            + ", ".join(f"{k} {v}" for k, v in result["feedback_labels"].items()),
+            "complaint terms (30 days): " + ", ".join(result["complaint_terms"]),
             f"warehouse table {result['table']}: {result['warehouse']}",
             "data docs: " + ", ".join(result["data_docs"]),
             f"Airflow's task log: {result['airflow_log']}",

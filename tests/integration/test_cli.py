@@ -21,8 +21,11 @@ def run_cva(*args: str, cwd: Path, extra_env: dict | None = None) -> subprocess.
 def test_help_lists_the_commands(tmp_path):
     result = run_cva("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for command in ("demo", "generate", "sources"):
+    for command in ("demo", "generate", "sources", "bench", "evaluate"):
         assert command in result.stdout
+    evaluations = run_cva("evaluate", "--help", cwd=tmp_path)
+    for name in ("clv", "churn", "recommendations", "sentiment"):
+        assert name in evaluations.stdout
 
 
 def test_sources_json(tmp_path):
@@ -45,3 +48,9 @@ def test_demo_runs_end_to_end_in_a_fresh_folder(tmp_path):
         assert Path(docs).exists()
     assert (tmp_path / ".cva" / "lake" / "raw" / "demo_feedback" / "feedback").exists()
     assert (tmp_path / ".airflow" / "airflow.db").exists()
+    kinds = {m["kind"] for m in summary["models"]}
+    assert kinds == {"clusters", "clv", "churn", "recommender", "sentiment"}
+    assert sum(summary["clusters"].values()) == sum(summary["segments"].values())
+    assert set(summary["churn_tiers"]) <= {"Low", "Medium", "High"}
+    assert summary["recommendation_rows"] > 0
+    assert "models in force" not in result.stdout, "--json prints JSON only"
