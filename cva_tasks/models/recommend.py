@@ -585,8 +585,6 @@ class PopularityRecommender:
     def config(self) -> dict[str, Any]:
         return {"window_days": self.window_days, "min_group_customers": self.min_group_customers}
 
-    profile_weighting = Weighting()
-
     def fit(self, purchases: PurchaseLog, groups: CustomerGroups | None = None):
         """Count buyers per item (and per group and item) in the window; returns self."""
         if self.window_days is not None and self.window_days <= 0:
@@ -1181,6 +1179,8 @@ class Recommender:
         item_names: Name of each catalogue item.
         groups: Segment/country of the customers known at fit time.
         min_items: Customers with fewer distinct bought items are cold-start.
+        trend_weight: Weight of the recent bestsellers added to the per-customer
+            scaled next-best scores of item-CF and ALS (0: none).
         buy_again: Settings of the ``buy_again`` list.
         as_of: End (exclusive) of the training data.
         metrics: Validation report (set by :func:`train_recommenders`).
