@@ -57,6 +57,24 @@ SENTIMENT_WINDOW_DAYS = 90
 TOPICS_WINDOW_DAYS = 30
 
 
+def enabled_kinds() -> tuple[str, ...]:
+    """Model kinds the pipeline trains: ``CVA_MODELS`` (comma-separated), default all.
+
+    A shop without feedback can leave out ``sentiment``; an empty value trains none
+    (scoring then publishes the RFM columns and nulls).
+    """
+    value = os.environ.get("CVA_MODELS")
+    if value is None:
+        return registry.KINDS
+    kinds = tuple(k.strip() for k in value.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(registry.KINDS))
+    if unknown:
+        raise ValueError(
+            f"CVA_MODELS names unknown model kind(s) {unknown}; known: {registry.KINDS}"
+        )
+    return kinds
+
+
 def train_every_days(kind: str) -> int:
     value = os.environ.get(f"CVA_TRAIN_EVERY_DAYS_{kind.upper()}") or os.environ.get(
         "CVA_TRAIN_EVERY_DAYS", "7"
@@ -169,6 +187,8 @@ def train_model(kind: str, ds: date | str, run_id: str) -> dict[str, Any]:
         A summary: whether it trained and why, the version, the metric, promotion.
     """
     ds = as_day(ds)
+    if kind not in enabled_kinds():
+        return {"kind": kind, "trained": False, "reason": "not in CVA_MODELS"}
     settings = Settings.from_env()
     root = settings.data_root
     due, why = registry.training_due(kind, ds, train_every_days(kind), root)

@@ -10,7 +10,7 @@ day must rerun it to identical rows.
 from __future__ import annotations
 
 import os
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -19,6 +19,12 @@ from cva_tasks import storage
 FIRST, LAST = date(2025, 12, 1), date(2025, 12, 7)
 DAYS = [FIRST + timedelta(days=n) for n in range((LAST - FIRST).days + 1)]
 DAG_ID = "cva_customer_value"
+
+
+def get_columns() -> list[str]:
+    from cva_tasks.warehouse.schema import TABLES
+
+    return [c for c in TABLES["customer_scores"].column_names if c not in ("loaded_at", "run_id")]
 
 
 def warehouse_rows(conn_id_env: dict, day: date) -> list[tuple]:
@@ -56,6 +62,9 @@ def test_seven_day_backfill_and_clear_rerun(tmp_path, pg_schema):
         "CVA_DATA_ROOT": str(lake),
         "AIRFLOW_CONN_CVA_WAREHOUSE": airflow_uri,
         "CVA_SENSOR_POKE_SECONDS": "2",
+        # The two light models keep the test to minutes (each task is a fresh process:
+        # TensorFlow alone costs seconds per import); test_model_steps covers the rest.
+        "CVA_MODELS": "clusters,clv",
     }
     pg_dsn = os.environ.get("CVA_TEST_PG_DSN", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
     with AirflowCluster(tmp_path / "airflow", pg_dsn, env) as cluster:
@@ -91,6 +100,11 @@ def test_seven_day_backfill_and_clear_rerun(tmp_path, pg_schema):
             assert len(per_day[day]) == features.num_rows > 100
             assert {row[0] for row in per_day[day]} == {day}
             assert len({row[1] for row in per_day[day]}) == len(per_day[day]), "one row a customer"
+            names = get_columns()
+            versions = {row[names.index("clv_model_version")] for row in per_day[day]}
+            assert len(versions) == 1 and None not in versions, versions
+            trained = datetime.strptime(versions.pop().split("-")[1], "%Y%m%d").date()
+            assert trained <= day, f"{day} scored by a model trained on {trained}"
 
         rerun_day = DAYS[2]
         cluster.airflow(
