@@ -144,8 +144,9 @@ def command(args: argparse.Namespace) -> dict:
         warehouse = PostgresWarehouse(url.render_as_string(hide_password=False), "bench")
         warehouse.migrate()
         for table in ("bench_to_sql", "bench_copy"):
-            sql(f"SET search_path = {schema}; " + replace(spec, name=table).create_sql())
-        columns = ", ".join(spec.column_names)
+            latest = max(c.since for c in spec.columns)
+            sql(f"SET search_path = {schema}; " + replace(spec, name=table).create_sql(latest))
+        columns = ", ".join(full.column_names)  # the CSV's own order
         psql_command = [
             "psql",
             _libpq_uri(base),

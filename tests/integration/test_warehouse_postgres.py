@@ -56,6 +56,9 @@ def query(warehouse: PostgresWarehouse, sql: str, params=None) -> list[tuple]:
         conn.close()
 
 
+ALL_TABLES = sorted([*TABLES, "schema_migrations"])
+
+
 def tables(warehouse: PostgresWarehouse) -> list[str]:
     return [
         r[0]
@@ -151,7 +154,7 @@ def test_reload_replaces_exactly_the_day_and_reruns_are_identical(warehouse):
     assert query(
         warehouse, "SELECT count(*), count(DISTINCT (as_of_date, customer_id)) FROM customer_scores"
     ) == [(4500, 4500)]
-    assert tables(warehouse) == ["customer_scores", "schema_migrations"]
+    assert tables(warehouse) == ALL_TABLES, "no staging table is left behind"
 
 
 def test_values_survive_the_csv_copy_exactly(warehouse):
@@ -187,7 +190,7 @@ def test_values_survive_the_csv_copy_exactly(warehouse):
 def _state_is(warehouse: PostgresWarehouse, before: pa.Table) -> None:
     """The day has exactly its previous rows and the load left nothing behind."""
     assert loaded(warehouse, DAY).equals(before)
-    assert tables(warehouse) == ["customer_scores", "schema_migrations"]
+    assert tables(warehouse) == ALL_TABLES, "no staging table is left behind"
 
 
 def test_server_gone_during_copy_keeps_the_day_and_rerun_completes(warehouse, monkeypatch):
@@ -366,7 +369,7 @@ def test_concurrent_loads_of_different_days_and_of_the_same_day(warehouse):
     winner = {"run-c": c, "run-d": d}[day["run_id"][0].as_py()]
     assert day.drop_columns(["run_id", "loaded_at"]).equals(winner)
     assert loaded(warehouse, OTHER_DAY).num_rows == 20_000
-    assert tables(warehouse) == ["customer_scores", "schema_migrations"]
+    assert tables(warehouse) == ALL_TABLES, "no staging table is left behind"
 
 
 def test_wrong_database_names_the_connection_without_the_password(pg_schema, monkeypatch):
