@@ -69,14 +69,26 @@ def tables(warehouse: PostgresWarehouse) -> list[str]:
     ]
 
 
-def locks_held(warehouse: PostgresWarehouse) -> int:
-    """Advisory locks held in the database by sessions other than the asking one."""
-    return query(
-        warehouse,
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
-        "(SELECT oid FROM pg_database WHERE datname = current_database()) "
-        "AND pid <> pg_backend_pid()",
-    )[0][0]
+def locks_held(warehouse: PostgresWarehouse, settle_s: float = 15.0) -> int:
+    """Advisory locks held in the database by sessions other than the asking one.
+
+    Tests in other workers take short-lived advisory locks in the same database while
+    they load their own schemas; a lock left behind by a failed load stays, so the
+    count is polled until it is 0 or ``settle_s`` has passed.
+    """
+    import time
+
+    deadline = time.monotonic() + settle_s
+    while True:
+        held = query(
+            warehouse,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND pid <> pg_backend_pid()",
+        )[0][0]
+        if held == 0 or time.monotonic() > deadline:
+            return held
+        time.sleep(0.2)
 
 
 def loaded(warehouse: PostgresWarehouse, day: date | None = None) -> pa.Table:
