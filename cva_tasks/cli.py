@@ -211,7 +211,8 @@ def _demo_text(result: dict, args, settings) -> str:
             *(f"  {name:<20} {count:>6}" for name, count in result["segments"].items()),
             "models in force (out-of-time validation metric):",
             *(
-                f"  {m['kind']:<12} {m['version']:<22} {m['metric']} {m['metric_value']}"
+                f"  {m['kind']:<12} {m['version']:<22} {m['metric']} "
+                + ("n/a" if m["metric_value"] is None else f"{m['metric_value']:.4g}")
                 for m in result["models"]
             ),
             "clusters: " + ", ".join(f"{k} {v}" for k, v in result["clusters"].items()),
