@@ -12,15 +12,15 @@
 3. checks that both engines return the same table (floats to 1e-9) and reports the
    median of each engine's figures and the ratios.
 
-What is measured, per run:
+What is measured, per run (see :mod:`benchmarks._measure`):
 
 * ``seconds``: wall time of the build call inside the child (after the interpreter
   started and pandas/pyarrow/DuckDB were imported; reading the Parquet is included,
   writing the result for the comparison is not);
-* ``cpu_seconds``: user + system CPU time of the whole child (``os.wait4``); on a busy
-  machine it shows the work done where wall time also shows waiting for a core;
-* ``peak_rss_mb``: peak resident memory of the whole child (``ru_maxrss`` from
-  ``os.wait4`` of that child alone), interpreter and imports included (about 150 MB);
+* ``cpu_seconds``: user + system CPU time of the whole child;
+* ``peak_rss_mb``: the child's own peak resident memory (``VmHWM``) over the build
+  and the writing of its result, interpreter and imports included (about 150 MB);
+  ``peak_rss_mb_by_phase`` splits it into ``build`` and ``write``;
 * ``load_avg``: the machine's 1-minute load average when the run ended.
 
 Progress goes to stderr; the report (or JSON with ``--json``) to stdout.
@@ -35,13 +35,14 @@ import logging
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from benchmarks._measure import PhasePeaks, rss_mb, run_child
 
 log = logging.getLogger("cva.bench.features")
 
@@ -190,36 +191,9 @@ def _measure_size(n: int, repeats: int, seed: int, work_dir: str | None) -> dict
 
 def _run_child(engine: str, lake: str, as_of: datetime, out: Path, tmp: Path) -> dict[str, Any]:
     result = tmp / f"result-{engine}.json"
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--child",
-        engine,
-        "--data-root",
-        lake,
-        "--as-of",
-        as_of.isoformat(),
-        "--out",
-        str(out),
-        "--result",
-        str(result),
-    ]
-    # stdout and stderr go where ours go (progress of the child, if any, stays visible).
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{engine} child failed with exit code {proc.returncode}: {cmd}")
-    inside = json.loads(result.read_text())
-    peak_kb = usage.ru_maxrss / 1024 if sys.platform == "darwin" else usage.ru_maxrss
-    return {
-        "seconds": round(inside["seconds"], 3),
-        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
-        "peak_rss_mb": round(peak_kb / 1024, 1),
-        "rss_after_imports_mb": round(inside["rss_after_imports_mb"], 1),
-        "rows": inside["rows"],
-        "load_avg": round(os.getloadavg()[0], 2),
-    }
+    args = [engine, "--data-root", lake, "--as-of", as_of.isoformat(), "--out", str(out)]
+    figures = run_child("benchmarks.bench_features", [*args, "--result", str(result)], result)
+    return {**figures, "seconds": round(figures["seconds"], 3)}
 
 
 def _assert_same(ours: Path, reference: Path) -> int:
@@ -236,8 +210,6 @@ def _assert_same(ours: Path, reference: Path) -> int:
 
 def _child(engine: str, data_root: str, as_of: str, out: str, result: str) -> None:
     """Build once with ``engine``; time the build call only."""
-    import resource
-
     import pyarrow.parquet as pq
 
     if engine == "duckdb":
@@ -249,14 +221,22 @@ def _child(engine: str, data_root: str, as_of: str, out: str, result: str) -> No
     import duckdb  # noqa: F401  (both children pay the same imports)
     import pandas  # noqa: F401
 
-    rss_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_imports = rss_mb("VmRSS")
+    peaks = PhasePeaks()
     started = time.perf_counter()
     table = build(datetime.fromisoformat(as_of), data_root)
     seconds = time.perf_counter() - started
+    peaks.end("build")
     pq.write_table(table, out)
+    peaks.end("write")
     Path(result).write_text(
         json.dumps(
-            {"seconds": seconds, "rows": table.num_rows, "rss_after_imports_mb": rss_imports}
+            {
+                "seconds": seconds,
+                "rows": table.num_rows,
+                "rss_after_imports_mb": round(rss_imports, 1),
+                **peaks.figures(),
+            }
         )
     )
 

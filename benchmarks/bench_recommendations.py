@@ -19,17 +19,13 @@
      lists of every customer from the chosen model, streamed chunk by chunk into
      Parquet (:func:`~cva_tasks.models.recommend.iter_recommendations`).
 
-What is measured, per child: wall time of each phase (reading the Parquet inputs,
-training, scoring every customer with the chunks streamed into a Parquet file), CPU
-time of the whole child (``os.wait4``) and its peak resident memory: the child's own
-high-water mark ``VmHWM`` from ``/proc/self/status``, reset between phases so each
-phase has its own peak (numpy, scipy and ``implicit`` allocations included, which
-``tracemalloc`` would miss; the interpreter and imports are about 200 MB of it, the
-interactions frame as read about 32 bytes per line; Arrow's pool is released after
-reading the Parquet inputs). ``ru_maxrss`` from ``os.wait4``
-is reported beside it but not used: on Linux it includes the parent's resident set
-at fork time, and the parent holds the generated shop. Also the machine's load
-average at the end.
+What is measured, per child (see :mod:`benchmarks._measure`): wall time of each phase
+(reading the Parquet inputs, training, scoring every customer with the chunks streamed
+into a Parquet file), CPU time of the whole child and its own peak resident memory
+(``VmHWM``), per phase and in all (``implicit``'s allocations included; the interpreter
+and imports are about 200 MB of it, the interactions frame as read about 32 bytes per
+line; Arrow's pool is released after reading the Parquet inputs). Also the machine's
+load average at the end.
 
 Progress goes to stderr; the report (or JSON with ``--json``) to stdout.
 """
@@ -37,19 +33,19 @@ Progress goes to stderr; the report (or JSON with ``--json``) to stdout.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from benchmarks._measure import PhasePeaks, rss_mb, run_child
 
 log = logging.getLogger("cva.bench.recommendations")
 
@@ -188,38 +184,8 @@ def _measure_size(n: int, seed: int, model_seed: int, work_dir: str | None) -> d
 
 def _run_child(mode: str, folder: Path, as_of: str, model_seed: int) -> dict[str, Any]:
     result = folder / f"result-{mode}.json"
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--child",
-        mode,
-        "--data",
-        str(folder),
-        "--as-of",
-        as_of,
-        "--model-seed",
-        str(model_seed),
-        "--result",
-        str(result),
-    ]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{mode} child failed with exit code {proc.returncode}: {cmd}")
-    inside = json.loads(result.read_text())
-    peak_kb = usage.ru_maxrss / 1024 if sys.platform == "darwin" else usage.ru_maxrss
-    # ru_maxrss of a child includes the parent's resident set at fork time (Linux keeps
-    # the high-water mark across exec), and the parent holds the demo shop: the
-    # child's own high-water mark (VmHWM) is the honest figure where /proc exists.
-    own = inside.pop("own_peak_rss_mb")
-    return {
-        **inside,
-        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
-        "peak_rss_mb": own if own == own else round(peak_kb / 1024, 1),
-        "ru_maxrss_mb": round(peak_kb / 1024, 1),
-        "load_avg": round(os.getloadavg()[0], 2),
-    }
+    args = [mode, "--data", str(folder), "--as-of", as_of, "--model-seed", str(model_seed)]
+    return run_child("benchmarks.bench_recommendations", [*args, "--result", str(result)], result)
 
 
 def _child(mode: str, folder: str, as_of: str, model_seed: int, result: str) -> None:
@@ -230,15 +196,9 @@ def _child(mode: str, folder: str, as_of: str, model_seed: int, result: str) -> 
 
     from cva_tasks.models import recommend as rec
 
-    rss_imports = _rss_mb("VmRSS")
+    rss_imports = rss_mb("VmRSS")
     phases: dict[str, float] = {}
-    peaks: dict[str, float] = {}
-
-    def phase_peak(name: str) -> None:
-        # VmHWM since the last reset, then reset it (Linux >= 4.0: write 5 to clear_refs).
-        peaks[name] = round(_rss_mb("VmHWM"), 1)
-        with contextlib.suppress(OSError):
-            Path("/proc/self/clear_refs").write_text("5")
+    peaks = PhasePeaks()
 
     started = time.perf_counter()
     interactions = pd.read_parquet(Path(folder) / "interactions.parquet")
@@ -248,8 +208,8 @@ def _child(mode: str, folder: str, as_of: str, model_seed: int, result: str) -> 
     # them back so the figures are the recommenders', not the Parquet reader's.
     pa.default_memory_pool().release_unused()
     phases["read"] = time.perf_counter() - started
-    rss_read = _rss_mb("VmRSS")
-    phase_peak("read")
+    rss_read = rss_mb("VmRSS")
+    peaks.end("read")
     as_of_stamp = pd.Timestamp(as_of)
 
     mark = time.perf_counter()
@@ -265,8 +225,8 @@ def _child(mode: str, folder: str, as_of: str, model_seed: int, result: str) -> 
     else:
         raise ValueError(f"unknown mode {mode!r}")
     phases["train"] = time.perf_counter() - mark
-    rss_after_train = _rss_mb("VmRSS")
-    phase_peak("train")
+    rss_after_train = rss_mb("VmRSS")
+    peaks.end("train")
 
     # Score every customer chunk by chunk and stream the chunks into Parquet, as a
     # pipeline at this size would (the whole table never sits in memory).
@@ -293,7 +253,7 @@ def _child(mode: str, folder: str, as_of: str, model_seed: int, result: str) -> 
     if writer is not None:
         writer.close()
     phases["score_and_write"] = time.perf_counter() - mark
-    phase_peak("score_and_write")
+    peaks.end("score_and_write")
     summary = {
         "seconds": round(time.perf_counter() - started, 2),
         "phases": {name: round(value, 2) for name, value in phases.items()},
@@ -308,21 +268,9 @@ def _child(mode: str, folder: str, as_of: str, model_seed: int, result: str) -> 
         "rss_after_imports_mb": round(rss_imports, 1),
         "rss_after_read_mb": round(rss_read, 1),
         "rss_after_train_mb": round(rss_after_train, 1),
-        "peak_rss_mb_by_phase": peaks,
-        "own_peak_rss_mb": max(peaks.values()),
+        **peaks.figures(),
     }
     Path(result).write_text(json.dumps(summary))
-
-
-def _rss_mb(field: str) -> float:
-    """``VmRSS`` / ``VmHWM`` of this process from ``/proc`` (Linux), in MB; NaN elsewhere."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 def _plain(chunk):
