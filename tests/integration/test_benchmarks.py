@@ -14,17 +14,22 @@ CVA = str(Path(sys.executable).with_name("cva"))
 PG_DSN = os.environ.get("CVA_TEST_PG_DSN", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 
-def test_bench_features_small(tmp_path):
+def run_bench(work_dir: Path, *args: str) -> dict:
+    """The report of ``cva bench <args> --json`` run in ``work_dir`` (its temp files too)."""
     result = subprocess.run(
-        [CVA, "bench", "features", "--customers", "1500", "--repeats", "1", "--json"],
+        [CVA, "bench", *args, "--json"],
         capture_output=True,
         text=True,
-        cwd=tmp_path,
-        env={**os.environ, "TMPDIR": str(tmp_path)},
+        cwd=work_dir,
+        env={**os.environ, "TMPDIR": str(work_dir)},
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def test_bench_features_small(tmp_path):
+    report = run_bench(tmp_path, "features", "--customers", "1500", "--repeats", "1")
     size = report["sizes"][0]
     assert size["customers"] == 1500 and size["feature_rows"] > 500
     for engine in ("pandas", "duckdb"):
@@ -35,28 +40,18 @@ def test_bench_features_small(tmp_path):
 
 @pytest.mark.postgres
 def test_bench_load_small(tmp_path, pg_schema):
-    result = subprocess.run(
-        [
-            CVA,
-            "bench",
-            "load",
-            "--rows",
-            "20000",
-            "--to-sql-rows",
-            "2000",
-            "--repeats",
-            "1",
-            "--dsn",
-            PG_DSN,
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=600,
+    report = run_bench(
+        tmp_path,
+        "load",
+        "--rows",
+        "20000",
+        "--to-sql-rows",
+        "2000",
+        "--repeats",
+        "1",
+        "--dsn",
+        PG_DSN,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout)
     assert report["final_row_counts"] == {
         "bench_copy": 20000,
         "bench_to_sql": 2000,
@@ -68,16 +63,7 @@ def test_bench_load_small(tmp_path, pg_schema):
 
 
 def test_bench_recommendations_small(tmp_path):
-    result = subprocess.run(
-        [CVA, "bench", "recommendations", "--customers", "1500", "--json"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "TMPDIR": str(tmp_path)},
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout)
+    report = run_bench(tmp_path, "recommendations", "--customers", "1500")
     size = report["sizes"][0]
     assert size["customers"] == 1500 and size["interactions"] > 10_000
     for mode in ("baseline", "pipeline"):
