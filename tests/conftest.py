@@ -76,7 +76,7 @@ def demo_frames():
     return generate_frames(n_customers=300, seed=11)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.exists():
         message = f"{SHARED_DATA} is absent: the real-data tests need ../shared/data"

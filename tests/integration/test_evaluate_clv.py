@@ -15,8 +15,6 @@ thresholds below hold these figures with a small margin, so a regression shows.
 
 from __future__ import annotations
 
-import argparse
-import os
 from pathlib import Path
 
 import pytest
@@ -24,22 +22,11 @@ import pytest
 from cva_tasks.evaluation import clv as evaluation
 from cva_tasks.models.clv import MAX_PENALTY_COST
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
 
 @pytest.fixture(scope="module")
-def result() -> dict:
-    """The evaluation, run once (the ``shared_data`` fixture's rule, at module scope)."""
-    if not SHARED_DATA.exists():
-        message = f"{SHARED_DATA} is absent: the real-data tests need ../shared/data"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    parser = argparse.ArgumentParser()
-    evaluation.add_arguments(parser)
-    outcome = evaluation.command(parser.parse_args([]))
-    print(outcome["text"])
-    return outcome
+def result(evaluate) -> dict:
+    """The evaluation, run once for the module."""
+    return evaluate(evaluation)
 
 
 def test_protocol_and_data(result: dict, shared_data: Path) -> None:

@@ -16,30 +16,15 @@ period shows as surely as a regression.
 
 from __future__ import annotations
 
-import argparse
-import os
-from pathlib import Path
-
 import pytest
 
 from cva_tasks.evaluation import recommendations as evaluation
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
 
 @pytest.fixture(scope="module")
-def result() -> dict:
-    """The evaluation, run once (the ``shared_data`` fixture's rule, at module scope)."""
-    if not SHARED_DATA.exists():
-        message = f"{SHARED_DATA} is absent: the real-data tests need ../shared/data"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    parser = argparse.ArgumentParser()
-    evaluation.add_arguments(parser)
-    outcome = evaluation.command(parser.parse_args([]))
-    print(outcome["text"])
-    return outcome
+def result(evaluate) -> dict:
+    """The evaluation, run once for the module."""
+    return evaluate(evaluation)
 
 
 def ndcg(result: dict, row: str) -> float:

@@ -24,34 +24,15 @@ floating-point differences between CPUs.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-CVA = str(Path(sys.executable).with_name("cva"))
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from cva_tasks.evaluation import sentiment as evaluation
 
 
 @pytest.fixture(scope="module")
-def result() -> dict:
-    """The evaluation through the command line, run once (``shared_data``'s rule)."""
-    if not SHARED_DATA.exists():
-        message = f"{SHARED_DATA} is absent: the real-data tests need ../shared/data"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    run = subprocess.run(
-        [CVA, "evaluate", "sentiment", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    return json.loads(run.stdout)
+def result(evaluate) -> dict:
+    """The evaluation, run once for the module."""
+    return evaluate(evaluation)
 
 
 def test_protocol_and_data(result: dict) -> None:
