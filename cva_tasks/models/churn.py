@@ -50,7 +50,7 @@ Models
   Platt), an average of both families (+0.002 AUC); none moved the mean validation
   AUC of either family by more than 0.002.)
 
-Both families run on one OpenMP thread (:func:`_one_thread`): on the shared 2-core
+Both families run on one OpenMP thread (:func:`one_thread`): on the shared 2-core
 workers a boosted fit was five times faster than with two contended threads.
 
 Both see the same engineered features (:func:`engineer_features`): log RFM, tenure,
@@ -976,7 +976,7 @@ def _varies(values: pd.Series) -> bool:
 
 
 @contextmanager
-def _one_thread() -> Iterator[None]:
+def one_thread() -> Iterator[None]:
     """Run scikit-learn's OpenMP / BLAS code on one thread.
 
     The pipeline's workers share few cores: measured here, a HistGradientBoosting fit
@@ -990,7 +990,7 @@ def _one_thread() -> Iterator[None]:
         yield
 
 
-def _make_estimator(family: str, params: dict[str, Any], seed: int) -> Any:
+def make_estimator(family: str, params: dict[str, Any], seed: int) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -1091,8 +1091,8 @@ class ChurnModel:
         self.feature_names_ = varying
         hyper = dict(self.params.get("hyperparameters", {}))
         started = time.perf_counter()
-        with _one_thread():
-            self.estimator_ = _make_estimator(self.family, hyper, seed).fit(
+        with one_thread():
+            self.estimator_ = make_estimator(self.family, hyper, seed).fit(
                 x[varying].to_numpy(), fit_frame["churned"].to_numpy()
             )
         log.info(
@@ -1167,7 +1167,7 @@ class ChurnModel:
         """Uncalibrated log-odds from already engineered rows (:func:`engineer_features`)."""
         self._check_fitted()
         x = engineered[self.feature_names_].to_numpy()
-        with _one_thread():
+        with one_thread():
             return np.asarray(self.estimator_.decision_function(x), dtype=float)
 
     def raw_scores(self, features: pd.DataFrame, *, bgnbd: Any | None = None) -> np.ndarray:
@@ -1179,7 +1179,7 @@ class ChurnModel:
             horizon_days=int(self.params.get("horizon_days", DEFAULT_HORIZON_DAYS)),
             names=self.feature_names_,
         )
-        with _one_thread():
+        with one_thread():
             return np.asarray(self.estimator_.decision_function(x.to_numpy()), dtype=float)
 
     def _calibrated(self, raw: np.ndarray) -> np.ndarray:
