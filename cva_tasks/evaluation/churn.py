@@ -52,9 +52,10 @@ answers, printed apart from the table and never used for a choice):
   customers, the logistic regression scores 0.7462, 0.7500 and 0.7505.
 * The test window holds the Christmas season, when fewer customers lapse (churn 0.43
   against 0.46-0.51 in the spring and summer windows the calibration comes from; the
-  export starts on 2010-12-01, so no training label window holds a Christmas). A model calibrated on known labels therefore predicts too much
-  churn there (mean 0.485 against 0.431). Shifting its log-odds to the test's own churn
-  rate, which no model can know in advance, would give log loss 0.582.
+  export starts on 2010-12-01, so no training label window holds a Christmas). A
+  model calibrated on known labels therefore predicts too much churn there (mean 0.485
+  against 0.431). Shifting its log-odds to the test's own churn rate, which no model
+  can know in advance, would give log loss 0.582.
 * Also tried and dropped: monotonic constraints, weekly snapshots, isotonic
   calibration, a blend of both families (on backtests), and a target encoding of the
   products each customer bought (fitted on the 2011-06-01 labels: test AUC 0.744
