@@ -265,6 +265,7 @@ EVALUATIONS: dict[str, tuple[str, str]] = {
     ),
     "sentiment": ("cva_tasks.evaluation.sentiment", "Keras sentiment vs VADER, TF-IDF+LR"),
     "clv": ("cva_tasks.evaluation.clv", "lifetime value (BG/NBD + Gamma-Gamma) out of time"),
+    "clusters": ("cva_tasks.evaluation.clusters", "behavioural clusters: k, profiles, stability"),
     "churn": ("cva_tasks.evaluation.churn", "churn risk out of time: LR vs boosting vs baselines"),
 }
 

@@ -24,7 +24,7 @@ def test_help_lists_the_commands(tmp_path):
     for command in ("demo", "generate", "sources", "bench", "evaluate"):
         assert command in result.stdout
     evaluations = run_cva("evaluate", "--help", cwd=tmp_path)
-    for name in ("clv", "churn", "recommendations", "sentiment"):
+    for name in ("clusters", "clv", "churn", "recommendations", "sentiment"):
         assert name in evaluations.stdout
 
 
