@@ -171,6 +171,7 @@ def _demo_models(warehouse, ds, scores) -> dict:
         except Exception:  # a failed run may have published nothing
             return None
 
+    quality = rows("dq_results")
     recommendations = rows("customer_recommendations")
     feedback = rows("feedback_sentiment")
     topics = rows("feedback_topics")
@@ -191,6 +192,14 @@ def _demo_models(warehouse, ds, scores) -> dict:
         "recommendation_rows": 0 if recommendations is None else len(recommendations),
         "feedback_labels": counts(feedback, "label"),
         "complaint_terms": [] if topics is None else topics["term"].head(8).tolist(),
+        "quality": []
+        if quality is None
+        else quality[
+            ["source", "entity", "rows_checked", "rows_clean", "rows_quarantined", "failed_rules"]
+        ]
+        .astype(object)
+        .where(quality.notna(), None)
+        .to_dict("records"),
     }
 
 
@@ -221,6 +230,13 @@ def _demo_text(result: dict, args, settings) -> str:
             "feedback of the day: "
             + ", ".join(f"{k} {v}" for k, v in result["feedback_labels"].items()),
             "complaint terms (30 days): " + ", ".join(result["complaint_terms"]),
+            "data quality of the day (dq_results):",
+            *(
+                f"  {q['source'] + '.' + q['entity']:<24} {q['rows_checked']:>6} checked, "
+                f"{q['rows_quarantined']} quarantined"
+                + (f" ({q['failed_rules']})" if q["failed_rules"] else "")
+                for q in result["quality"]
+            ),
             f"warehouse table {result['table']}: {result['warehouse']}",
             "data docs: " + ", ".join(result["data_docs"]),
             f"Airflow's task log: {result['airflow_log']}",

@@ -212,6 +212,62 @@ def validate(
     return summary
 
 
+def quality_results(ds: date, source_names: list[str]):
+    """The day's validation summaries of ``source_names``, as ``dq_results`` rows.
+
+    Grain: one row per source entity whose validation for ``ds`` passed (only a passed
+    validation writes ``summary.json``; a failed one stops the day). Entities without a
+    summary, e.g. landed in bulk without validation, have no row.
+
+    Returns:
+        A table with the input columns of the warehouse table ``dq_results``; failed
+        rules read ``rule: N rows`` (``rule`` alone for a table-level rule) joined by
+        ``; `` (null when none).
+    """
+    import pyarrow as pa
+
+    from cva_tasks.warehouse.schema import TABLES
+
+    settings = Settings.from_env()
+    rows = []
+    for source_name in source_names:
+        for spec in get_source(source_name).entities:
+            uri = storage.join(
+                storage.partition_uri(settings.data_root, "dq", source_name, spec.entity, ds),
+                "summary.json",
+            )
+            if not storage.exists(uri):
+                continue
+            summary = storage.read_json(uri)
+            failed = "; ".join(
+                f"{f['rule']}: {f['unexpected_count']} rows" if f["unexpected_count"] else f["rule"]
+                for f in summary["failed_rules"]
+            )
+            rows.append(
+                {
+                    "as_of_date": ds,
+                    "source": source_name,
+                    "entity": spec.entity,
+                    "suite": summary["suite"],
+                    "validated_by_run": summary["run_id"],
+                    **{
+                        name: int(summary[name])
+                        for name in (
+                            "rows_extracted",
+                            "rows_rejected_by_mapping",
+                            "rows_checked",
+                            "rows_clean",
+                            "rows_quarantined",
+                        )
+                    },
+                    "failing_share": float(summary["failing_share"]),
+                    "failed_rules": failed or None,
+                    "skipped_rules": "; ".join(summary["skipped_rules"]) or None,
+                }
+            )
+    return pa.Table.from_pylist(rows, schema=TABLES["dq_results"].arrow_schema())
+
+
 def _quarantine_table(frame: pd.DataFrame, entity: str):
     import pyarrow as pa
 

@@ -184,10 +184,12 @@ def publish(ds: date | str, run_id: str) -> dict[str, Any]:
     Tables: ``customer_scores``, ``segment_profiles``, ``customer_recommendations``,
     ``feedback_sentiment``, ``feedback_topics`` (from ``scores/<table>/ds=...``; a
     missing partition, e.g. before the first recommender is trained, publishes no
-    rows) and ``model_runs`` (the runs trained on the day). Each table's day is
+    rows), ``model_runs`` (the runs trained on the day) and ``dq_results`` (the day's
+    validation summary of each source entity). Each table's day is
     replaced in one transaction, so a rerun gives the same rows and a failure leaves
     the table's previous rows for that day.
     """
+    from cva_tasks.landing import quality_results
     from cva_tasks.modeling import SCORE_TABLES, model_run_rows, partition
     from cva_tasks.warehouse import get_warehouse
 
@@ -202,6 +204,10 @@ def publish(ds: date | str, run_id: str) -> dict[str, Any]:
         loaded[table_name] = warehouse.replace_partition(table_name, rows, ds, run_id)
     loaded["model_runs"] = warehouse.replace_partition(
         "model_runs", model_run_rows(ds, settings.data_root), ds, run_id
+    )
+    sources = [source.name for source in pipeline_sources(ds)]
+    loaded["dq_results"] = warehouse.replace_partition(
+        "dq_results", quality_results(ds, sources), ds, run_id
     )
     log.info("published ds=%s to %s: %s", ds, warehouse.location, loaded)
     return {"rows": loaded, "warehouse": warehouse.location, "table": "customer_scores"}

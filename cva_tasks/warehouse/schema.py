@@ -325,6 +325,31 @@ FEEDBACK_TOPICS = TableSpec(
     key=("as_of_date", "rank"),
 )
 
+DQ_RESULTS = TableSpec(
+    name="dq_results",
+    grain=(
+        "one row per source entity that passed validation for the as-of date (a failed "
+        "validation stops the day); key (as_of_date, source, entity)"
+    ),
+    columns=(
+        Column("as_of_date", "DATE", nullable=False),
+        Column("source", "TEXT", nullable=False),
+        Column("entity", "TEXT", nullable=False),
+        Column("suite", "TEXT", nullable=False),
+        Column("validated_by_run", "TEXT", nullable=False),
+        Column("rows_extracted", "BIGINT", nullable=False),
+        Column("rows_rejected_by_mapping", "BIGINT", nullable=False),
+        Column("rows_checked", "BIGINT", nullable=False),
+        Column("rows_clean", "BIGINT", nullable=False),
+        Column("rows_quarantined", "BIGINT", nullable=False),
+        Column("failing_share", "DOUBLE PRECISION", nullable=False),
+        Column("failed_rules", "TEXT"),
+        Column("skipped_rules", "TEXT"),
+        *_LOADED,
+    ),
+    key=("as_of_date", "source", "entity"),
+)
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -334,6 +359,7 @@ TABLES: dict[str, TableSpec] = {
         CUSTOMER_RECOMMENDATIONS,
         FEEDBACK_SENTIMENT,
         FEEDBACK_TOPICS,
+        DQ_RESULTS,
     )
 }
 
@@ -411,6 +437,7 @@ MIGRATIONS: list[Migration] = [
     Migration(5, "customer_recommendations", create_table("customer_recommendations")),
     Migration(6, "feedback_sentiment", create_table("feedback_sentiment")),
     Migration(7, "feedback_topics", create_table("feedback_topics")),
+    Migration(8, "dq_results", create_table("dq_results")),
 ]
 
 MIGRATIONS_TABLE_SQL = (

@@ -53,4 +53,11 @@ def test_demo_runs_end_to_end_in_a_fresh_folder(tmp_path):
     assert sum(summary["clusters"].values()) == sum(summary["segments"].values())
     assert set(summary["churn_tiers"]) <= {"Low", "Medium", "High"}
     assert summary["recommendation_rows"] > 0
+    # The day's validation of every demo source entity reached the warehouse.
+    quality = {(q["source"], q["entity"]): q for q in summary["quality"]}
+    assert set(quality) == {(source, entity) for source, entity, _zone in rows}
+    for (source, entity), q in quality.items():
+        assert q["rows_clean"] == rows[(source, entity, "raw")], (source, entity)
+        assert q["rows_clean"] + q["rows_quarantined"] == q["rows_checked"]
+    assert quality[("demo_shop", "transactions")]["rows_checked"] > 0
     assert "models in force" not in result.stdout, "--json prints JSON only"

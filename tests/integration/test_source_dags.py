@@ -101,6 +101,19 @@ def test_negative_price_is_quarantined_in_a_dag_run(airflow_home, shop_sqlite, l
         f"L{line_id}"
         not in raw(lake, "demo_shop", "transactions").column("transaction_id").to_pylist()
     )
+    # The day's summary, as the warehouse's dq_results gets it, names the rule and count.
+    from cva_tasks.landing import quality_results
+
+    results = {r["entity"]: r for r in quality_results(DAY, ["demo_shop"]).to_pylist()}
+    assert set(results) == {"customers", "items", "transactions"}
+    transactions = results["transactions"]
+    assert transactions["failed_rules"] == "expect_column_values_to_be_between(unit_price): 1 rows"
+    assert transactions["rows_quarantined"] == 1
+    assert transactions["rows_clean"] == raw(lake, "demo_shop", "transactions").num_rows
+    assert transactions["rows_checked"] == transactions["rows_clean"] + 1
+    assert transactions["failing_share"] == pytest.approx(1 / transactions["rows_checked"])
+    assert transactions["suite"] and transactions["validated_by_run"]
+    assert results["items"]["failed_rules"] is None
 
 
 def test_failed_run_keeps_the_landed_partition(airflow_home, shop_sqlite, lake, tmp_path):
