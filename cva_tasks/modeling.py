@@ -475,10 +475,6 @@ def customer_model_columns(features: pd.DataFrame, ds: date) -> tuple[pd.DataFra
     if clv is not None and len(features):
         predicted = clv.predict(features, as_of_instant(ds))
         _take(out, predicted, CLV_COLUMNS)
-        # BG/NBD lets nobody drop out before a first repeat purchase, so its P(alive)
-        # is exactly 1 for every one-time buyer, however long ago: not a number to act on.
-        one_time = features["frequency"].fillna(0).to_numpy() <= 1
-        out.loc[one_time, "p_alive"] = None
         out["clv_model_version"] = run.version
 
     sentiment = _customer_sentiment(settings, ds)

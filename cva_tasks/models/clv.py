@@ -790,8 +790,9 @@ class LifetimeValueModel:
 
     Outputs (:meth:`predict`), per customer:
 
-    * ``p_alive``: P(still active at ``as_of``) under BG/NBD (1 for one-time buyers, by
-      the model's construction).
+    * ``p_alive``: P(still active at ``as_of``) under BG/NBD; null for one-time buyers
+      (no repeat order): BG/NBD lets nobody drop out before a first repeat purchase, so
+      its P(alive) is exactly 1 for every one of them, however long ago they bought.
     * ``expected_orders_90d`` / ``expected_orders_365d``: conditional expected counted
       orders in ``[as_of, as_of + 90 / 365 days)``.
     * ``clv_365d``: expected gross spend over the next 365 days, month by month (the
@@ -1102,19 +1103,20 @@ class LifetimeValueModel:
             ``expected_orders_365d``, ``clv_365d`` (float64, NaN = null) and
             ``expected_next_order_at`` (timestamp UTC, NaT = null). Null where an output
             is not published (:attr:`published`), for customers without a counted order,
-            and ``clv_365d`` for customers without spend.
+            ``p_alive`` for one-time buyers and ``clv_365d`` for customers without spend.
         """
         self._check()
         stamp = _utc_timestamp(as_of)
         inputs = clv_inputs(features, as_of)
         n = len(inputs)
         nothing = np.full(n, np.nan)
-        rows = inputs["is_modelled"].to_numpy(dtype=bool)
         published = self.published_
         p_alive = nothing.copy()
-        if published["p_alive"] and rows.any():
-            p_alive[rows] = self.bgf_.probability_alive(
-                *(inputs[c].to_numpy(dtype=float)[rows] for c in ("x", "t_x", "T"))
+        # A one-time buyer's BG/NBD P(alive) is 1 by construction, not a number to act on.
+        repeaters = inputs["x"].to_numpy(dtype=float) > 0  # x is NaN when not modelled
+        if published["p_alive"] and repeaters.any():
+            p_alive[repeaters] = self.bgf_.probability_alive(
+                *(inputs[c].to_numpy(dtype=float)[repeaters] for c in ("x", "t_x", "T"))
             )
         orders_ok = published["expected_orders_90d"]
         next_days = self._next_order_days(inputs) if orders_ok else nothing

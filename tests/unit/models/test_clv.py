@@ -360,6 +360,29 @@ def test_p_alive_falls_for_a_weekly_buyer_who_stopped(
     assert alive[-1] < 0.01
 
 
+def test_p_alive_is_null_for_a_one_time_buyer(population_model: LifetimeValueModel) -> None:
+    """BG/NBD lets nobody drop out before a first repeat order: P(alive) would be 1 for a
+    one-time buyer however long ago they bought, so predict leaves it null (and only it)."""
+    first = pd.Timestamp("2025-01-06 10:00", tz="UTC")
+    buyers = pd.DataFrame(
+        {
+            "customer_id": ["once", "twice"],
+            "first_order_at": [first, first],
+            "last_order_at": [first, first + pd.Timedelta(days=30)],
+            "frequency": [1, 2],
+            "avg_order_value": [40.0, 40.0],
+        }
+    )
+    scores = population_model.predict(buyers, AS_OF).set_index("customer_id")
+    inputs = clv_inputs(buyers, AS_OF).set_index("customer_id")
+    once = inputs.loc["once", ["x", "t_x", "T"]].to_numpy(dtype=float)
+    assert population_model.bgf_.probability_alive(*once) == 1.0  # what predict leaves out
+    assert np.isnan(scores.loc["once", "p_alive"])
+    forecasts = ["expected_orders_90d", "expected_orders_365d", "clv_365d"]
+    assert scores.loc["once", forecasts].notna().all()
+    assert 0 < scores.loc["twice", "p_alive"] < 1
+
+
 @pytest.fixture(scope="module")
 def no_dropout() -> pd.DataFrame:
     """A population where nobody ever drops out (p = 0)."""
@@ -392,9 +415,10 @@ def test_degenerate_fit_falls_back_to_a_penalized_fit(no_dropout: pd.DataFrame) 
             model.params["bg_nbd_maximum_likelihood"][name], rel=0.05
         )
     assert all(model.published.values())
-    scores = model.predict(features, AS_OF)
-    assert scores["p_alive"].notna().all()
-    assert scores["p_alive"].std() >= 0.01  # not flat
+    alive = model.predict(features, AS_OF)["p_alive"]
+    repeaters = clv_inputs(features, AS_OF)["x"].to_numpy() > 0
+    assert alive[repeaters].notna().all() and alive[~repeaters].isna().all()
+    assert alive[repeaters].std() >= 0.01  # not flat
 
 
 def test_penalized_fit_the_data_reject_is_not_used(no_dropout: pd.DataFrame) -> None:
@@ -529,14 +553,16 @@ def test_predict_columns_and_types_on_demo_features(
     unmodelled = (features["frequency"] == 0).to_numpy()
     assert scores.loc[unmodelled, list(OUTPUT_COLUMNS[1:])].isna().all().all()
     rows = scores[~unmodelled]
-    assert rows[["p_alive", "expected_orders_90d", "expected_orders_365d"]].notna().all().all()
-    assert ((rows["p_alive"] > 0) & (rows["p_alive"] <= 1)).all()
+    assert rows[["expected_orders_90d", "expected_orders_365d"]].notna().all().all()
     assert (rows["expected_orders_90d"] > 0).all()
     assert (rows["expected_orders_365d"] > rows["expected_orders_90d"]).all()
     assert (rows["clv_365d"] > 0).all()
     one_timers = features.loc[~unmodelled, "frequency"].to_numpy() == 1
-    assert (rows["p_alive"].to_numpy()[one_timers] == 1.0).all()  # BG/NBD by construction
-    assert rows["p_alive"].std() >= 0.01
+    assert one_timers.any() and not one_timers.all()
+    assert rows["p_alive"][one_timers].isna().all()
+    alive = rows["p_alive"][~one_timers]
+    assert ((alive > 0) & (alive <= 1)).all()
+    assert alive.std() >= 0.01
 
 
 def test_save_load_round_trip(
