@@ -240,7 +240,9 @@ def quality_results(ds: date, source_names: list[str]):
                 continue
             summary = storage.read_json(uri)
             failed = "; ".join(
-                f"{f['rule']}: {f['unexpected_count']} rows" if f["unexpected_count"] else f["rule"]
+                f"{f['rule']}: {f['unexpected_count']} row{'s' * (f['unexpected_count'] != 1)}"
+                if f["unexpected_count"]
+                else f["rule"]
                 for f in summary["failed_rules"]
             )
             rows.append(

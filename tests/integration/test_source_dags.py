@@ -107,7 +107,7 @@ def test_negative_price_is_quarantined_in_a_dag_run(airflow_home, shop_sqlite, l
     results = {r["entity"]: r for r in quality_results(DAY, ["demo_shop"]).to_pylist()}
     assert set(results) == {"customers", "items", "transactions"}
     transactions = results["transactions"]
-    assert transactions["failed_rules"] == "expect_column_values_to_be_between(unit_price): 1 rows"
+    assert transactions["failed_rules"] == "expect_column_values_to_be_between(unit_price): 1 row"
     assert transactions["rows_quarantined"] == 1
     assert transactions["rows_clean"] == raw(lake, "demo_shop", "transactions").num_rows
     assert transactions["rows_checked"] == transactions["rows_clean"] + 1
