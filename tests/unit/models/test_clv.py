@@ -643,3 +643,23 @@ def test_train_clv_without_enough_history(demo_lake: str) -> None:
         train_clv(
             lambda d: pd.DataFrame(), lambda i: pd.DataFrame(), date(2025, 2, 15), holdout_days=0
         )
+
+
+def test_purchase_rate_is_settled_with_the_dropout_held(no_dropout: pd.DataFrame) -> None:
+    """On the a -> 0 ridge the full optimiser's success flag is down to rounding, so the
+    purchase rate is settled on its own: from a wrong start it returns to the optimum."""
+    inputs = clv_inputs(no_dropout, AS_OF)
+    x, t_x, age = (inputs[c].to_numpy(dtype=float) for c in ("x", "t_x", "T"))
+    fitted = BetaGeoFitter().fit(x, t_x, age)
+    assert fitted.params_["a"] < 1e-3 and fitted.rate_converged_
+
+    def objective(log_params: np.ndarray) -> float:
+        return -fitted._log_likelihood(np.exp(log_params), x, t_x, age).sum() / x.size
+
+    start = fitted.log_params_.copy()
+    start[:2] += (0.7, -0.5)
+    settled, converged = BetaGeoFitter._settle_rate(objective, start)
+    assert converged
+    np.testing.assert_allclose(settled[:2], fitted.log_params_[:2], atol=2e-3)
+    np.testing.assert_array_equal(settled[2:], start[2:])  # the dropout is held
+    assert objective(settled) < objective(start)
