@@ -30,6 +30,16 @@ from datetime import date, timedelta
 DEFAULT_AS_OF = "2011-12-10"
 
 
+def _positive_days(text: str) -> list[int]:
+    try:
+        days = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of days, e.g. 7,28") from None
+    if any(day < 1 for day in days):
+        raise argparse.ArgumentTypeError(f"{text!r}: days must be positive, e.g. 7,28")
+    return days
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``cva evaluate clusters``."""
     parser.add_argument(
@@ -41,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retrain-days",
         default="7,28",
-        type=lambda text: [int(part) for part in text.split(",")],
+        type=_positive_days,
         help="days before --as-of at which the previous model is fitted (default %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=0)
@@ -63,8 +73,6 @@ def command(args: argparse.Namespace) -> dict:
 
     log = logging.getLogger(__name__)
     started = time.perf_counter()
-    if any(days < 1 for days in args.retrain_days):
-        raise ValueError(f"--retrain-days must be positive, got {args.retrain_days}")
     lake = staged_lake(export=args.export)
     features = features_as_of(args.as_of, lake)
     log.info("clusters: %d customers as of %s", len(features), args.as_of)

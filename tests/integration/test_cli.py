@@ -61,3 +61,29 @@ def test_demo_runs_end_to_end_in_a_fresh_folder(tmp_path):
         assert q["rows_clean"] + q["rows_quarantined"] == q["rows_checked"]
     assert quality[("demo_shop", "transactions")]["rows_checked"] > 0
     assert "models in force" not in result.stdout, "--json prints JSON only"
+
+
+def test_evaluate_prints_json_and_exits_by_its_goal(tmp_path, shared_data):
+    """The command path of every evaluation: options, ``--json`` and the exit code.
+
+    Clusters have no goal to miss (exit 0); the figures themselves are held by
+    ``test_evaluate_clusters.py``.
+    """
+    result = run_cva(
+        "evaluate",
+        "clusters",
+        "--retrain-days",
+        "7",
+        "--other-seeds",
+        "1",
+        "--json",
+        cwd=tmp_path,
+        extra_env={"CVA_CACHE_DIR": os.environ.get("CVA_CACHE_DIR", "")},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    assert figures["k"] >= 3 and sum(c["customers"] for c in figures["clusters"]) == 4338
+    assert list(figures["retrains"]) == ["7"] and list(figures["seeds"]) == ["1"]
+    assert "text" not in figures, "--json prints the figures, not the table"
+    bad = run_cva("evaluate", "clusters", "--retrain-days", "0", cwd=tmp_path)
+    assert bad.returncode == 2 and "argument --retrain-days: '0': days must be" in bad.stderr
