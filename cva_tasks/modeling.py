@@ -634,11 +634,7 @@ def score_feedback(ds: date | str) -> dict[str, Any]:
     today["model_version"] = run.version
     spec = TABLES["feedback_sentiment"]
     storage.replace_partition(
-        pa.Table.from_pandas(
-            today[[c.name for c in spec.input_columns]],
-            preserve_index=False,
-            schema=spec.arrow_schema(),
-        ),
+        spec.table_from_frame(today),
         targets["feedback_sentiment"],
     )
 
@@ -656,11 +652,7 @@ def score_feedback(ds: date | str) -> dict[str, Any]:
     topics["model_version"] = run.version
     spec = TABLES["feedback_topics"]
     storage.replace_partition(
-        pa.Table.from_pandas(
-            topics[[c.name for c in spec.input_columns]],
-            preserve_index=False,
-            schema=spec.arrow_schema(),
-        ),
+        spec.table_from_frame(topics),
         targets["feedback_topics"],
     )
     negative = int((today["label"] == "negative").sum())
@@ -688,7 +680,6 @@ def recommend(ds: date | str) -> dict[str, Any]:
     ``scores/customer_recommendations/ds=...`` (one row per customer, list and rank).
     Without a champion the day's partition is removed.
     """
-    import pyarrow as pa
 
     from cva_tasks.models.recommend import recommend as recommend_for
     from cva_tasks.warehouse.schema import TABLES
@@ -719,9 +710,7 @@ def recommend(ds: date | str) -> dict[str, Any]:
         **{name: rows[name].astype(str) for name in ("list", "reason", "model")},
     )
     spec = TABLES["customer_recommendations"]
-    table = pa.Table.from_pandas(
-        rows[[c.name for c in spec.input_columns]], preserve_index=False, schema=spec.arrow_schema()
-    )
+    table = spec.table_from_frame(rows)
     storage.replace_partition(table, target)
     log.info(
         "recommended for %d active customers with %s in %.1f s (%d rows)",

@@ -157,7 +157,7 @@ def score(ds: date | str) -> dict[str, Any]:
     uri = storage.replace_partition(table, scores_partition(settings, ds))
     profile_spec = TABLES["segment_profiles"]
     storage.replace_partition(
-        pa.Table.from_pandas(profiles, preserve_index=False, schema=profile_spec.arrow_schema()),
+        profile_spec.table_from_frame(profiles),
         partition(settings, "scores", "segment_profiles", ds),
     )
     segments = frame["segment"].value_counts().sort_index().to_dict()

@@ -31,6 +31,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,14 @@ class TableSpec:
         pa = _pa()
         columns = self.input_columns if input_only else self.columns
         return pa.schema([pa.field(c.name, c.arrow_type) for c in columns])
+
+    def table_from_frame(self, frame: pd.DataFrame) -> pa.Table:
+        """The input columns of ``frame`` (others ignored) as an Arrow table of this spec."""
+        return _pa().Table.from_pandas(
+            frame[[c.name for c in self.input_columns]],
+            preserve_index=False,
+            schema=self.arrow_schema(),
+        )
 
     def at_version(self, version: int) -> TableSpec:
         """The table as it is after migration ``version`` (columns added later dropped)."""
