@@ -123,3 +123,7 @@ def test_ceiling_explains_the_miss_and_stays_apart(result: dict) -> None:
     assert not set(ceiling) & set(result["rows"])
     assert "ceiling (NOT a result)" in result["text"]
     assert result["rows"]["chosen"]["auc"] <= max(c["auc"] for c in ceiling.values())
+    # Knowing the test's churn rate (no model can) would still leave log loss >= 0.58.
+    shifted = result["chosen_at_test_rate"]
+    assert shifted["log_odds_shift"] < 0  # the season lowered the churn rate
+    assert 0.578 <= shifted["log_loss"] <= result["rows"]["chosen"]["log_loss"]
