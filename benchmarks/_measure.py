@@ -28,10 +28,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# The project root, so that a child started with ``-m benchmarks.<name>`` finds the
-# package wherever the parent's working directory is (the package is not installed).
-_PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
 
 def run_child(module: str, args: list[str], result: Path) -> dict[str, Any]:
     """Run ``python -m <module> --child <args...>`` and return its figures.
@@ -51,11 +47,8 @@ def run_child(module: str, args: list[str], result: Path) -> dict[str, Any]:
         RuntimeError: when the child fails.
     """
     cmd = [sys.executable, "-m", module, "--child", *args]
-    python_path = os.pathsep.join(filter(None, [str(_PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
     # stdout and stderr go where ours go (progress of the child, if any, stays visible).
-    proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": python_path}
-    )
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:

@@ -6,7 +6,7 @@
 1. generates the demo shop (about 10 orders per customer over 2024-2025) and writes it
    into a temporary lake, raw and staged, as the source DAGs would (not timed);
 2. builds the features as of the end of the shop's last day with the pandas reference
-   (:mod:`cva_tasks.features.reference_pandas`) and with DuckDB
+   (:mod:`benchmarks.reference_pandas`) and with DuckDB
    (:mod:`cva_tasks.features.customer`), each run in a fresh Python process, the engines
    alternating, ``repeats`` times;
 3. checks that both engines return the same table (floats to 1e-9) and reports the
@@ -215,7 +215,7 @@ def _child(engine: str, data_root: str, as_of: str, out: str, result: str) -> No
     if engine == "duckdb":
         from cva_tasks.features.customer import build_customer_features as build
     elif engine == "pandas":
-        from cva_tasks.features.reference_pandas import build_customer_features_pandas as build
+        from benchmarks.reference_pandas import build_customer_features_pandas as build
     else:
         raise ValueError(f"unknown engine {engine!r}")
     import duckdb  # noqa: F401  (both children pay the same imports)

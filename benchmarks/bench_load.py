@@ -38,7 +38,6 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-DEFAULT_DSN = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 DAY = date(2025, 12, 31)
 GOAL_VS_TO_SQL = 20.0  # loader rows/s at least this many times to_sql's
 GOAL_VS_COPY = 2.0  # loader seconds at most this many times \copy's
@@ -58,8 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--dsn",
-        default=os.environ.get("CVA_BENCH_PG_DSN", DEFAULT_DSN),
-        help="SQLAlchemy URL of the PostgreSQL to use (env CVA_BENCH_PG_DSN)",
+        default=None,
+        help="SQLAlchemy URL of the PostgreSQL to use (default: CVA_BENCH_PG_DSN)",
     )
     parser.add_argument("--seed", type=int, default=0)
 
@@ -102,7 +101,9 @@ def command(args: argparse.Namespace) -> dict:
     to_sql_repeats = args.repeats if args.to_sql_repeats is None else args.to_sql_repeats
     if not to_sql_rows:
         to_sql_repeats = 0
-    base = make_url(args.dsn)
+    from cva_tasks.settings import Settings
+
+    base = make_url(args.dsn or Settings.from_env().bench_pg_dsn)
     schema = f"cva_bench_{uuid.uuid4().hex[:8]}"
     shown_dsn = base.render_as_string(hide_password=True)
     admin_params = base.translate_connect_args(username="user", database="dbname")

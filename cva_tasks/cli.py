@@ -27,6 +27,7 @@ def _print(result: dict, as_json: bool, text: str) -> None:
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
+    from cva_tasks.settings import Settings
     from cva_tasks.sources.registry import all_sources
 
     rows = [
@@ -39,7 +40,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
             "location_env": s.location_env,
             "description": s.description,
         }
-        for s in all_sources()
+        for s in all_sources(Settings.from_env().source_modules)
     ]
     text = "\n".join(
         f"{r['name']:<16} {r['dag_id']:<28} {', '.join(r['entities'])}  ({r['description']})"
@@ -122,11 +123,14 @@ def _demo_outputs(settings, ds) -> dict:
     from cva_tasks.sources.registry import get_source
     from cva_tasks.warehouse import get_warehouse
 
+    lake = settings.lake
     partitions = []
     for name in DEMO_SOURCES:
-        for spec in get_source(name).entities:
-            for zone in ("raw", "quarantine"):
-                uri = storage.partition_uri(settings.data_root, zone, name, spec.entity, ds)
+        for spec in get_source(name, settings.source_modules).entities:
+            for zone, uri in (
+                ("raw", lake.raw(name, spec.entity, ds)),
+                ("quarantine", lake.quarantine(name, spec.entity, ds)),
+            ):
                 rows = storage.read_table(uri).num_rows if storage.exists(uri) else 0
                 partitions.append(
                     {"source": name, "entity": spec.entity, "zone": zone, "rows": rows, "uri": uri}
@@ -141,11 +145,11 @@ def _demo_outputs(settings, ds) -> dict:
         if scores is not None
         else {}
     )
-    models = _demo_models(warehouse, ds, scores)
+    models = _demo_models(warehouse, ds, scores, settings)
     return {
         "ds": ds.isoformat(),
         "partitions": partitions,
-        "features": storage.join(settings.data_root, "features", "customer", f"ds={ds}"),
+        "features": lake.features("customer", ds),
         "customers_scored": 0 if scores is None else len(scores),
         "segments": segments,
         **models,
@@ -156,9 +160,10 @@ def _demo_outputs(settings, ds) -> dict:
     }
 
 
-def _demo_models(warehouse, ds, scores) -> dict:
+def _demo_models(warehouse, ds, scores, settings) -> dict:
     """What the models published for ``ds``: runs, clusters, churn tiers, lists, feedback."""
     from cva_tasks.models import registry
+    from cva_tasks.models.kinds import KIND_NAMES
 
     def counts(frame, column) -> dict:
         if frame is None or column not in frame or frame[column].isna().all():
@@ -184,8 +189,8 @@ def _demo_models(warehouse, ds, scores) -> dict:
                 "metric_value": run.metric_value,
                 "trained_as_of": run.trained_as_of.isoformat(),
             }
-            for kind in registry.KINDS
-            if (run := registry.champion(kind, ds)) is not None
+            for kind in KIND_NAMES
+            if (run := registry.champion(kind, ds, settings.lake)) is not None
         ],
         "clusters": counts(scores, "cluster_label"),
         "churn_tiers": counts(scores, "churn_tier"),
@@ -256,13 +261,9 @@ BENCHMARKS = {
 
 
 def _benchmark_module(name: str):
-    """Import ``benchmarks/<name>`` from the project tree (it is not installed)."""
+    """The module of benchmark ``name`` (``benchmarks`` is installed with the project)."""
     import importlib
 
-    from cva_tasks.settings import PROJECT_ROOT
-
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))
     return importlib.import_module(BENCHMARKS[name][0])
 
 

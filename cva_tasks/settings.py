@@ -1,51 +1,376 @@
-"""Settings read from the environment: one place, so every entry point agrees.
+"""Settings: the one reader of the ``CVA_*`` environment variables.
 
-``CVA_HOME`` holds the embedded default (demo shop, lake, warehouse file);
-``CVA_DATA_ROOT`` may point the lake anywhere fsspec reaches (``s3://bucket/cva``,
-``gs://...``, ``memory://`` in tests) without code changes.
+Every entry point (a DAG task, the ``cva`` command, a test) builds one
+:class:`Settings` with :meth:`Settings.from_env` and passes the values it needs
+down; models and pure functions take plain arguments and never read the
+environment. A value that does not parse is refused here, with the variable, the
+value and what was expected, before any work starts.
+
+``cva config`` prints every setting with its variable, default and current value;
+the README's configuration table is :func:`markdown_table` (a test keeps the two
+equal).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
+
+from cva_tasks.lake import Lake
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RFM_RULES = Path(__file__).resolve().parent / "config" / "rfm_segments.yaml"
+ENV_PREFIX = "CVA_"
+
+
+class SettingsError(ValueError):
+    """A ``CVA_*`` variable holds a value that cannot be used."""
+
+
+# --- parsers: text of one variable -> typed value; errors name the variable ---------
+
+
+def _number(text: str, env: str, kind: type) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise SettingsError(f"{env}: {text!r} is not {what}") from None
+
+
+def _positive_int(text: str, env: str) -> int:
+    value = _number(text, env, int)
+    if value < 1:
+        raise SettingsError(f"{env}: {value} must be at least 1")
+    return value
+
+
+def _share(text: str, env: str) -> float:
+    value = _number(text, env, float)
+    if not 0.0 <= value <= 1.0:
+        raise SettingsError(f"{env}: {value} must be a share in [0, 1]")
+    return value
+
+
+def _non_negative(text: str, env: str) -> float:
+    value = _number(text, env, float)
+    if value < 0:
+        raise SettingsError(f"{env}: {value} must not be negative")
+    return value
+
+
+def _names(text: str, env: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _path(text: str, env: str) -> Path:
+    return Path(text).expanduser()
+
+
+def _text(text: str, env: str) -> str:
+    return text
+
+
+def parse_pair(text: str, where: str) -> tuple[float, float]:
+    """``"low,high"`` as two numbers; the error names ``where``."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise SettingsError(f"{where}: {text!r} is not two comma-separated numbers") from None
+    if len(values) != 2:
+        raise SettingsError(f"{where}: {text!r} is not two comma-separated numbers")
+    return values[0], values[1]
+
+
+def check_tier_cutoffs(values: tuple[float, float], where: str) -> tuple[float, float]:
+    if not 0.0 < values[0] < values[1] < 1.0:
+        raise SettingsError(
+            f"{where}: need two increasing probabilities strictly between 0 and 1, got {values!r}"
+        )
+    return values
+
+
+def _tier_cutoffs(text: str, env: str) -> tuple[float, float]:
+    return check_tier_cutoffs(parse_pair(text, env), env)
+
+
+def _neutral_band(text: str, env: str) -> tuple[float, float]:
+    try:
+        low, high = parse_pair(text, env)
+    except SettingsError:
+        raise SettingsError(
+            f"{env}={text!r}: expected two numbers 'low,high', e.g. '0.4,0.6'"
+        ) from None
+    if not 0.0 <= low <= high <= 1.0:
+        raise SettingsError(f"{env}={text!r}: needs 0 <= low <= high <= 1")
+    return low, high
+
+
+def _k_range(text: str, env: str) -> tuple[int, int]:
+    try:
+        low, high = (int(v) for v in text.split(","))
+    except ValueError:
+        raise SettingsError(f"{env}: {text!r} is not two whole numbers 'min,max'") from None
+    if not 2 <= low <= high:
+        raise SettingsError(f"{env}: {text!r} needs 2 <= min <= max")
+    return low, high
+
+
+def _discount_rate(text: str, env: str) -> float:
+    try:
+        rate = float(text)
+    except ValueError:
+        raise SettingsError(f"{env}: {text!r} is not a number (annual rate, e.g. 0.10)") from None
+    if not 0.0 <= rate <= 1.0:
+        raise SettingsError(f"{env}: {rate} is not an annual rate in [0, 1] (e.g. 0.10)")
+    return rate
+
+
+def _setting(env: str, parse: Callable[[str, str], Any], default: str, doc: str) -> Any:
+    """A settings field: its variable, parser, default (as the text a user would write)."""
+    return field(metadata={"env": env, "parse": parse, "default": default, "doc": doc})
+
+
+def _per_kind_env(env: str, kind: str) -> str:
+    return f"{env}_{kind.upper()}"
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved settings of one process.
+    """Resolved settings of one process (see the README's configuration table)."""
 
-    Attributes:
-        home: local folder for the embedded default (``CVA_HOME``, default ``./.cva``).
-        data_root: URI or path of the lake (``CVA_DATA_ROOT``, default ``<home>/lake``).
-        expectations_dir: folder with the GX suites as JSON (``CVA_EXPECTATIONS_DIR``).
-        max_failing_share: share of rows that may break row-level rules before the
-            run fails (``CVA_MAX_FAILING_SHARE``, default 0.05).
-        row_count_history_days: how many earlier days the row-count rule compares with.
-    """
-
-    home: Path
-    data_root: str
-    expectations_dir: Path
-    max_failing_share: float
-    row_count_history_days: int
+    home: Path = _setting(
+        "CVA_HOME", _path, "./.cva", "local folder of the embedded default (demo, lake, warehouse)"
+    )
+    data_root: str = _setting(
+        "CVA_DATA_ROOT",
+        _text,
+        "<CVA_HOME>/lake",
+        "the lake: a folder or any fsspec URI (s3://bucket/cva, gs://..., memory://)",
+    )
+    expectations_dir: Path = _setting(
+        "CVA_EXPECTATIONS_DIR",
+        _path,
+        "<project>/expectations",
+        "folder of the Great Expectations suites (JSON)",
+    )
+    cache_dir: Path = _setting(
+        "CVA_CACHE_DIR",
+        _path,
+        "~/.cache/cva",
+        "derived data of the evaluations (safe to delete)",
+    )
+    max_failing_share: float = _setting(
+        "CVA_MAX_FAILING_SHARE",
+        _share,
+        "0.05",
+        "share of a source entity's rows that may break row-level rules before the run fails",
+    )
+    row_count_history_days: int = _setting(
+        "CVA_ROW_COUNT_HISTORY_DAYS",
+        _positive_int,
+        "7",
+        "earlier landed days the row-count rule compares with",
+    )
+    source_modules: tuple[str, ...] = _setting(
+        "CVA_SOURCE_MODULES",
+        _names,
+        "",
+        "extra source modules (comma-separated dotted paths) besides cva_tasks/sources",
+    )
+    pipeline_sources: tuple[str, ...] = _setting(
+        "CVA_PIPELINE_SOURCES",
+        _names,
+        "",
+        "sources feeding the daily pipeline (comma-separated); empty: every active source",
+    )
+    sensor_poke_seconds: int = _setting(
+        "CVA_SENSOR_POKE_SECONDS",
+        _positive_int,
+        "600",
+        "seconds between two checks of a source sensor (read when the DAG is parsed)",
+    )
+    rfm_rules: Path = _setting(
+        "CVA_RFM_RULES",
+        _path,
+        "cva_tasks/config/rfm_segments.yaml",
+        "the RFM segment rule table",
+    )
+    models: tuple[str, ...] = _setting(
+        "CVA_MODELS",
+        _names,
+        "clv,clusters,churn,recommender,sentiment",
+        "model kinds the pipeline trains (comma-separated; empty: none)",
+    )
+    train_every_days: int = _setting(
+        "CVA_TRAIN_EVERY_DAYS",
+        _positive_int,
+        "7",
+        "days between two trainings of a model kind; per kind CVA_TRAIN_EVERY_DAYS_<KIND>",
+    )
+    promotion_tolerance: float = _setting(
+        "CVA_PROMOTION_TOLERANCE",
+        _non_negative,
+        "0.005",
+        "how much worse (absolute, in the kind's metric) a new model may be and still replace "
+        "the champion; per kind CVA_PROMOTION_TOLERANCE_<KIND>",
+    )
+    cluster_k_range: tuple[int, int] = _setting(
+        "CVA_CLUSTER_K_RANGE", _k_range, "3,8", "the numbers of clusters tried (min,max)"
+    )
+    churn_horizon_days: int = _setting(
+        "CVA_CHURN_HORIZON_DAYS",
+        _positive_int,
+        "90",
+        "a customer churns without a counted order in this many days",
+    )
+    churn_psi_threshold: float = _setting(
+        "CVA_CHURN_PSI_THRESHOLD",
+        _non_negative,
+        "0.2",
+        "population stability index of a key feature that retrains churn early",
+    )
+    churn_tier_cutoffs: tuple[float, float] = _setting(
+        "CVA_CHURN_TIER_CUTOFFS",
+        _tier_cutoffs,
+        "0.33,0.66",
+        "churn probabilities where the Medium and High tiers start",
+    )
+    clv_discount_rate: float = _setting(
+        "CVA_CLV_DISCOUNT_RATE",
+        _discount_rate,
+        "0.10",
+        "annual discount rate of the 365-day CLV",
+    )
+    recommend_active_days: int = _setting(
+        "CVA_RECOMMEND_ACTIVE_DAYS",
+        _positive_int,
+        "365",
+        "customers with an order in this many days get recommendations",
+    )
+    sentiment_neutral_band: tuple[float, float] = _setting(
+        "CVA_SENTIMENT_NEUTRAL_BAND",
+        _neutral_band,
+        "0.4,0.6",
+        "probabilities of positive feedback labelled neutral (low,high)",
+    )
+    tf_threads: int = _setting(
+        "CVA_TF_THREADS",
+        _positive_int,
+        "min(2, CPUs)",
+        "TensorFlow's intra-op threads",
+    )
+    bench_pg_dsn: str = _setting(
+        "CVA_BENCH_PG_DSN",
+        _text,
+        "postgresql+psycopg2://postgres@127.0.0.1:5432/test",
+        "the PostgreSQL `cva bench load` uses",
+    )
+    train_every_days_by_kind: Mapping[str, int] = field(default_factory=dict)
+    promotion_tolerance_by_kind: Mapping[str, float] = field(default_factory=dict)
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_env(cls) -> Settings:
-        home = Path(os.environ.get("CVA_HOME", Path.cwd() / ".cva")).resolve()
-        data_root = os.environ.get("CVA_DATA_ROOT") or str(home / "lake")
-        expectations = Path(os.environ.get("CVA_EXPECTATIONS_DIR", PROJECT_ROOT / "expectations"))
-        return cls(
-            home=home,
-            data_root=data_root.rstrip("/"),
-            expectations_dir=expectations,
-            max_failing_share=float(os.environ.get("CVA_MAX_FAILING_SHARE", "0.05")),
-            row_count_history_days=int(os.environ.get("CVA_ROW_COUNT_HISTORY_DAYS", "7")),
-        )
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every ``CVA_*`` variable of ``environ`` (default: the process's).
+
+        Raises:
+            SettingsError: naming the variable whose value cannot be used.
+        """
+        from cva_tasks.models.kinds import KIND_NAMES
+
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        for spec in setting_fields():
+            name, meta = spec.name, spec.metadata
+            text = env.get(meta["env"])
+            if text is not None and (text.strip() or meta["parse"] is _names):
+                values[name] = meta["parse"](text.strip(), meta["env"])
+            elif name not in _COMPUTED_DEFAULTS:
+                values[name] = meta["parse"](meta["default"], meta["env"])
+        home = Path(values.get("home") or Path.cwd() / ".cva").resolve()
+        values["home"] = home
+        values["data_root"] = str(values.get("data_root") or home / "lake").rstrip("/")
+        values.setdefault("expectations_dir", PROJECT_ROOT / "expectations")
+        values.setdefault("cache_dir", Path.home() / ".cache" / "cva")
+        values.setdefault("rfm_rules", DEFAULT_RFM_RULES)
+        values.setdefault("tf_threads", min(2, os.cpu_count() or 1))
+        models = values["models"]
+        unknown = sorted(set(models) - set(KIND_NAMES))
+        if unknown:
+            raise SettingsError(
+                f"CVA_MODELS names unknown model kind(s) {unknown}; known: {KIND_NAMES}"
+            )
+        values["models"] = tuple(models)
+        values["train_every_days_by_kind"] = {
+            kind: _positive_int(env[key], key)
+            for kind in KIND_NAMES
+            if (key := _per_kind_env("CVA_TRAIN_EVERY_DAYS", kind)) in env and env[key].strip()
+        }
+        values["promotion_tolerance_by_kind"] = {
+            kind: _non_negative(env[key], key)
+            for kind in KIND_NAMES
+            if (key := _per_kind_env("CVA_PROMOTION_TOLERANCE", kind)) in env and env[key].strip()
+        }
+        values["environ"] = {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)}
+        return cls(**values)
 
     @property
     def demo_dir(self) -> Path:
         return self.home / "demo"
+
+    @property
+    def lake(self) -> Lake:
+        return Lake(self.data_root)
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Local copies of models kept in a remote lake."""
+        return self.home / "model_cache"
+
+    def train_every_days_for(self, kind: str) -> int:
+        return self.train_every_days_by_kind.get(kind, self.train_every_days)
+
+    def promotion_tolerance_for(self, kind: str) -> float:
+        return self.promotion_tolerance_by_kind.get(kind, self.promotion_tolerance)
+
+    def variable(self, name: str) -> str | None:
+        """A ``CVA_*`` variable declared elsewhere (a source's location), or None when unset."""
+        if not name.startswith(ENV_PREFIX):
+            raise ValueError(f"{name}: only CVA_* variables are settings")
+        value = self.environ.get(name, "").strip()
+        return value or None
+
+    def resolve_location(self, value: str) -> str:
+        """A source location: URIs and absolute paths as they are, ``{project}`` expanded,
+        anything else relative to ``CVA_HOME``."""
+        if "://" in value or os.path.isabs(value):
+            return value
+        value = value.replace("{project}", str(PROJECT_ROOT))
+        if os.path.isabs(value):
+            return value
+        return str(self.home / value)
+
+
+#: Settings whose default depends on other values or on the machine (set in from_env).
+_COMPUTED_DEFAULTS = frozenset(
+    {"home", "data_root", "expectations_dir", "cache_dir", "rfm_rules", "tf_threads"}
+)
+
+
+def setting_fields() -> list[Any]:
+    """The fields of :class:`Settings` that a variable sets, in table order."""
+    return [f for f in fields(Settings) if "env" in f.metadata]
+
+
+def markdown_table() -> str:
+    """The README's configuration table: variable, default, meaning."""
+    lines = ["| variable | default | what it sets |", "|---|---|---|"]
+    for spec in setting_fields():
+        meta = spec.metadata
+        default = f"`{meta['default']}`" if meta["default"] else "(empty)"
+        lines.append(f"| `{meta['env']}` | {default} | {meta['doc']} |")
+    return "\n".join(lines)

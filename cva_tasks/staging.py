@@ -32,14 +32,12 @@ from typing import TYPE_CHECKING
 
 from cva_tasks import storage
 from cva_tasks.entities import SCHEMAS
-from cva_tasks.settings import Settings
+from cva_tasks.lake import Lake
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
-
-ZONE = "staged"
 
 #: The key of each entity (unique within a source).
 KEYS: dict[str, str] = {
@@ -67,11 +65,6 @@ def staged_schema(entity: str) -> pa.Schema:
     import pyarrow as pa
 
     return pa.schema([pa.field("source", pa.string()), *SCHEMAS[entity]])
-
-
-def staged_partition_uri(root: str, entity: str, ds: date) -> str:
-    """``<root>/staged/<entity>/ds=YYYY-MM-DD``."""
-    return storage.join(root, ZONE, entity, f"ds={ds.isoformat()}")
 
 
 def stage_tables(entity: str, tables: Mapping[str, pa.Table]) -> pa.Table:
@@ -123,7 +116,9 @@ def stage_tables(entity: str, tables: Mapping[str, pa.Table]) -> pa.Table:
     return ordered.filter(keep).drop_columns([position]).cast(schema)
 
 
-def stage_day(ds: date, sources: Sequence[str], data_root: str | None = None) -> dict[str, int]:
+def stage_day(
+    ds: date, sources: Sequence[str], data_root: str, extra_modules: Sequence[str] = ()
+) -> dict[str, int]:
     """Stage day ``ds``: union the raw partitions of ``sources`` per canonical entity.
 
     For every canonical entity, the raw partitions
@@ -138,7 +133,8 @@ def stage_day(ds: date, sources: Sequence[str], data_root: str | None = None) ->
     Args:
         ds: The day (of the data interval) to stage.
         sources: Registered source names.
-        data_root: Lake root (local path or fsspec URI); default ``CVA_DATA_ROOT``.
+        data_root: Lake root (local path or fsspec URI).
+        extra_modules: source modules outside the package (``CVA_SOURCE_MODULES``).
 
     Returns:
         Rows staged per entity.
@@ -150,15 +146,18 @@ def stage_day(ds: date, sources: Sequence[str], data_root: str | None = None) ->
     """
     from cva_tasks.sources.registry import get_source
 
-    root = (data_root or Settings.from_env().data_root).rstrip("/")
-    specs = {name: {spec.entity for spec in get_source(name).entities} for name in sources}
+    lake = Lake(data_root)
+    specs = {
+        name: {spec.entity for spec in get_source(name, extra_modules).entities}
+        for name in sources
+    }
     counts: dict[str, int] = {}
     for entity in SCHEMAS:
         tables = {}
         for name in sorted(specs):
             if entity not in specs[name]:
                 continue
-            uri = storage.partition_uri(root, "raw", name, entity, ds)
+            uri = lake.raw(name, entity, ds)
             if not storage.exists(uri):
                 raise MissingPartition(
                     f"staging ds={ds.isoformat()}: source {name!r} has entity {entity!r} "
@@ -167,7 +166,7 @@ def stage_day(ds: date, sources: Sequence[str], data_root: str | None = None) ->
                 )
             tables[name] = storage.read_table(uri)
         staged = stage_tables(entity, tables)
-        storage.replace_partition(staged, staged_partition_uri(root, entity, ds))
+        storage.replace_partition(staged, lake.staged(entity, ds))
         counts[entity] = staged.num_rows
     log.info("staged ds=%s from %s: %s", ds.isoformat(), ", ".join(sorted(specs)), counts)
     return counts

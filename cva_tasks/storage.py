@@ -1,40 +1,25 @@
-"""The lake: Parquet partitions under one data root reached through fsspec.
+"""Reading and writing the lake: Parquet partitions and JSON reached through fsspec.
 
-Layout (``ds`` is the day of the run's data interval)::
-
-    raw/<source>/<entity>/ds=YYYY-MM-DD/part-0.parquet
-    quarantine/<source>/<entity>/ds=YYYY-MM-DD/part-0.parquet
-    dq/<source>/<entity>/ds=YYYY-MM-DD/result.json, summary.json
-    work/<run>/...        task-to-task hand-over, removed once landed
-
-A partition is replaced whole: the new files are written to a hidden sibling
-folder first and swapped in afterwards, so a reader never sees a half-written
-partition and a failed write leaves the previous one in place. Hidden folders
+Paths come from :mod:`cva_tasks.lake`. A partition is replaced whole: the new files
+are written to a hidden sibling folder first and swapped in afterwards, so a reader
+never sees a half-written partition and a failed write leaves the previous one in
+place. Hidden folders
 (``.``/``_`` prefix) are skipped by pyarrow's dataset discovery.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import fsspec
 
+from cva_tasks.lake import PARTITION_RE, join
+
 if TYPE_CHECKING:
     import pyarrow as pa
-
-PARTITION_RE = re.compile(r"ds=(\d{4}-\d{2}-\d{2})$")
-
-
-def join(root: str, *parts: str) -> str:
-    return "/".join([root.rstrip("/"), *[p.strip("/") for p in parts]])
-
-
-def partition_uri(root: str, zone: str, source: str, entity: str, ds: date) -> str:
-    return join(root, zone, source, entity, f"ds={ds.isoformat()}")
 
 
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:

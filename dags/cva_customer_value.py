@@ -14,12 +14,13 @@ run's day, so a backfilled day never sees a model trained on later data.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task
 
+from cva_tasks.models.kinds import KINDS
+from cva_tasks.settings import Settings
 from cva_tasks.sources.registry import all_sources
 
 FEATURES = Asset(name="cva.features.customer")
@@ -27,8 +28,7 @@ SCORES = Asset(name="cva.scores.customer_scores")
 WAREHOUSE_SCORES = Asset(name="cva.warehouse.customer_scores")
 RECOMMENDATIONS = Asset(name="cva.scores.customer_recommendations")
 FEEDBACK_SCORES = Asset(name="cva.scores.feedback_sentiment")
-# Reschedule mode frees the worker slot between pokes; tests poke every second.
-POKE_SECONDS = int(os.environ.get("CVA_SENSOR_POKE_SECONDS", "600"))
+SETTINGS = Settings.from_env()
 
 with DAG(
     dag_id="cva_customer_value",
@@ -42,16 +42,17 @@ with DAG(
     tags=["cva", "pipeline"],
 ) as dag:
     waits = []
-    for source in all_sources():
+    for source in all_sources(SETTINGS.source_modules):
 
+        # Reschedule mode frees the worker slot between pokes; tests poke every second.
         @task.sensor(
             task_id=f"wait_for_{source.name}",
             mode="reschedule",
-            poke_interval=POKE_SECONDS,
+            poke_interval=SETTINGS.sensor_poke_seconds,
             timeout=timedelta(hours=24).total_seconds(),
         )
         def wait_for(source_name: str, **context) -> bool:
-            from cva_tasks.pipeline import source_landed
+            from cva_tasks.steps.stage import source_landed
 
             return source_landed(source_name, context["data_interval_start"])
 
@@ -61,20 +62,20 @@ with DAG(
     # backfill runs that overlap still stage in date order.
     @task(depends_on_past=True)
     def stage(**context) -> dict:
-        from cva_tasks.pipeline import stage
+        from cva_tasks.steps.stage import stage
 
         return stage(context["data_interval_start"])
 
     @task(outlets=[FEATURES])
     def build_features(**context) -> dict:
-        from cva_tasks.pipeline import build_features
+        from cva_tasks.steps.features import build_features
 
         return build_features(context["data_interval_start"])
 
     def train(kind: str):
         @task(task_id=f"train_{kind}")
         def train_model(**context) -> dict:
-            from cva_tasks.modeling import train_model
+            from cva_tasks.steps.train import train_model
 
             return train_model(kind, context["data_interval_start"], context["run_id"])
 
@@ -82,25 +83,25 @@ with DAG(
 
     @task(outlets=[FEEDBACK_SCORES])
     def score_feedback(**context) -> dict:
-        from cva_tasks.modeling import score_feedback
+        from cva_tasks.steps.feedback import score_feedback
 
         return score_feedback(context["data_interval_start"])
 
     @task(outlets=[RECOMMENDATIONS])
     def recommend(**context) -> dict:
-        from cva_tasks.modeling import recommend
+        from cva_tasks.steps.recommend import recommend
 
         return recommend(context["data_interval_start"])
 
     @task(outlets=[SCORES])
     def score(**context) -> dict:
-        from cva_tasks.pipeline import score
+        from cva_tasks.steps.score import score
 
         return score(context["data_interval_start"])
 
     @task(outlets=[WAREHOUSE_SCORES])
     def publish(**context) -> dict:
-        from cva_tasks.pipeline import publish
+        from cva_tasks.steps.publish import publish
 
         return publish(context["data_interval_start"], context["run_id"])
 
@@ -108,16 +109,16 @@ with DAG(
     waits >> staged
     features = build_features()
     staged >> features
-    trained = {kind: train(kind) for kind in ("clusters", "clv", "sentiment", "recommender")}
-    for task_ in trained.values():
-        features >> task_
-    feedback = score_feedback()
-    trained["sentiment"] >> feedback
-    # Churn may use the lifetime-value and feedback features, so it trains after them.
-    trained["churn"] = train("churn")
-    [trained["clv"], feedback] >> trained["churn"]
+    # Tasks in the registry's order; a kind that reads other kinds' outputs (churn reads
+    # lifetime value and feedback sentiment) trains after them.
+    steps = {name: train(name) for name in KINDS}
+    steps["score_feedback"] = score_feedback()
+    steps["sentiment"] >> steps["score_feedback"]
+    for name, kind in KINDS.items():
+        upstream = [steps[after] for after in kind.after]
+        (upstream or [features]) >> steps[name]
     scores = score()
-    [trained["clusters"], trained["clv"], trained["churn"], feedback] >> scores
+    [steps["clusters"], steps["clv"], steps["churn"], steps["score_feedback"]] >> scores
     recommendations = recommend()
-    trained["recommender"] >> recommendations
+    steps["recommender"] >> recommendations
     [scores, recommendations] >> publish()

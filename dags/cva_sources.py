@@ -2,7 +2,7 @@
 
 Generated from the source registry (``cva_tasks.sources``): adding a source
 adds a DAG here without touching this file. Task bodies only read their
-context and call ``cva_tasks.landing``; heavy imports happen inside them.
+context and call ``cva_tasks.steps.land``; heavy imports happen inside them.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, TaskGroup, task
 
+from cva_tasks.settings import Settings
 from cva_tasks.sources.registry import all_sources
 
 DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(minutes=5)}
@@ -76,19 +77,19 @@ def build_source_dag(source) -> DAG:
 
                 @task(task_id="extract")
                 def extract(entity: str, **context) -> dict:
-                    from cva_tasks import landing
+                    from cva_tasks.steps import land as landing
 
                     return _fail_fast(landing.extract, source.name, entity, *_bounds(context))
 
                 @task(task_id="validate")
                 def validate(entity: str, extracted: dict, **context) -> dict:
-                    from cva_tasks import landing
+                    from cva_tasks.steps import land as landing
 
                     return _fail_fast(landing.validate, source.name, entity, *_bounds(context))
 
                 @task(task_id="land", outlets=[raw_asset(source.name, spec.entity)])
                 def land(entity: str, summary: dict, **context) -> dict:
-                    from cva_tasks import landing
+                    from cva_tasks.steps import land as landing
 
                     return landing.land(source.name, entity, *_bounds(context))
 
@@ -98,7 +99,7 @@ def build_source_dag(source) -> DAG:
 
         @task(trigger_rule="all_done", retries=0)
         def data_docs(**context) -> str:
-            from cva_tasks import landing
+            from cva_tasks.steps import land as landing
 
             return landing.build_docs(source.name, context["data_interval_start"].date())
 
@@ -106,5 +107,5 @@ def build_source_dag(source) -> DAG:
     return dag
 
 
-for _source in all_sources():
+for _source in all_sources(Settings.from_env().source_modules):
     globals()[f"cva_source_{_source.name}"] = build_source_dag(_source)

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from cva_tasks import staging, storage
+from cva_tasks.lake import Lake
 from cva_tasks.sources import demo_feedback, demo_shop
 from cva_tasks.sources.base import Interval
 from cva_tasks.sources.canonical import REJECTED, to_table
@@ -298,18 +299,16 @@ def _write_days(
 ) -> None:
     # Sequential on purpose: writer threads were slower (the per-partition work is
     # mostly Python in fsspec, which holds the GIL).
+    lake = Lake(root)
     for day in days:
         key = _epoch_day(day)
         by_entity: dict[str, dict[str, pa.Table]] = {}
         for (source, entity), piece in slices.items():
             table = piece.get(key)
-            storage.replace_partition(
-                table, storage.partition_uri(root, "raw", source, entity, day)
-            )
+            storage.replace_partition(table, lake.raw(source, entity, day))
             by_entity.setdefault(entity, {})[source] = table
         if stage:
             for entity, tables in by_entity.items():
                 storage.replace_partition(
-                    staging.stage_tables(entity, tables),
-                    staging.staged_partition_uri(root, entity, day),
+                    staging.stage_tables(entity, tables), lake.staged(entity, day)
                 )

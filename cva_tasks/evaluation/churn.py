@@ -122,10 +122,10 @@ def _history_extras(test, lake: str):
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfTransformer
 
-    from cva_tasks.evaluation.online_retail import utc_instant
+    from cva_tasks.days import utc_midnight
     from cva_tasks.features.history import counted_orders, purchase_lines, visible_rows
 
-    as_of = utc_instant(TEST_AS_OF)
+    as_of = utc_midnight(TEST_AS_OF)
     start = pd.Timestamp(as_of)
     lines = purchase_lines(as_of, lake)
     orders = counted_orders(as_of, lake)
@@ -251,7 +251,8 @@ def command(args: argparse.Namespace) -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from cva_tasks.evaluation.online_retail import features_as_of, staged_lake, utc_instant
+    from cva_tasks.days import utc_midnight
+    from cva_tasks.evaluation.online_retail import features_as_of, staged_lake
     from cva_tasks.features.history import counted_orders
     from cva_tasks.models import churn
 
@@ -276,7 +277,7 @@ def command(args: argparse.Namespace) -> dict:
     train_seconds = time.perf_counter() - started - data_seconds
 
     test = features_at(TEST_AS_OF)
-    test_orders = orders_as_of(utc_instant(TEST_AS_OF + timedelta(days=HORIZON_DAYS)))
+    test_orders = orders_as_of(utc_midnight(TEST_AS_OF + timedelta(days=HORIZON_DAYS)))
     y = churn.churn_labels(test, test_orders, TEST_AS_OF, HORIZON_DAYS).to_numpy()
     latest = frames[frames["snapshot_day"] == TRAIN_AS_OF]
     y_latest = latest["churned"].to_numpy()

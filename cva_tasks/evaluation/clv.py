@@ -125,7 +125,8 @@ def command(args: argparse.Namespace) -> dict:
     import logging
     import time
 
-    from cva_tasks.evaluation.online_retail import features_as_of, staged_lake, utc_instant
+    from cva_tasks.days import utc_midnight
+    from cva_tasks.evaluation.online_retail import features_as_of, staged_lake
     from cva_tasks.features.history import counted_orders
     from cva_tasks.models.clv import LifetimeValueModel, validate_out_of_time
 
@@ -134,8 +135,8 @@ def command(args: argparse.Namespace) -> dict:
     if args.holdout_end <= args.as_of:
         raise ValueError(f"--holdout-end {args.holdout_end} must be after --as-of {args.as_of}")
     lake = staged_lake(export=args.export)
-    as_of = utc_instant(args.as_of)
-    end = utc_instant(args.holdout_end)
+    as_of = utc_midnight(args.as_of)
+    end = utc_midnight(args.holdout_end)
     horizon = (end - as_of).days
     log.info("clv: features as of %s, holdout [%s, %s)", args.as_of, args.as_of, args.holdout_end)
     features = features_as_of(args.as_of, lake)

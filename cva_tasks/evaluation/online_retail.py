@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 import tempfile
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from cva_tasks.days import as_of_instant, utc_midnight
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,9 +46,10 @@ def export_files(export: str | Path | None = None) -> list[Path]:
     Raises:
         FileNotFoundError: naming the location when it holds no ``*.csv*`` file.
     """
+    from cva_tasks.settings import Settings
     from cva_tasks.sources.online_retail import SOURCE
 
-    location = Path(export) if export else Path(SOURCE.location())
+    location = Path(export) if export else Path(SOURCE.location(Settings.from_env()))
     files = [location] if location.is_file() else sorted(location.glob("*.csv*"))
     if not files:
         raise FileNotFoundError(
@@ -77,7 +79,9 @@ def _digest(files: list[Path]) -> str:
 
 def cache_dir() -> Path:
     """``$CVA_CACHE_DIR``, default ``~/.cache/cva``: derived data that is safe to delete."""
-    return Path(os.environ.get("CVA_CACHE_DIR") or Path.home() / ".cache" / "cva")
+    from cva_tasks.settings import Settings
+
+    return Settings.from_env().cache_dir
 
 
 def read_export(export: str | Path | None = None) -> pd.DataFrame:
@@ -121,20 +125,19 @@ def _build(root: str, files: list[Path]) -> None:
     import pandas as pd
 
     from cva_tasks import staging, storage
+    from cva_tasks.lake import Lake
     from cva_tasks.sources import online_retail
     from cva_tasks.sources.base import Interval
     from cva_tasks.sources.canonical import REJECTED, to_table
 
-    marker = storage.join(root, COMPLETE_MARKER)
+    lake = Lake(root)
+    marker = lake.file(COMPLETE_MARKER)
 
     started = time.perf_counter()
     frame = pd.concat([_read(f) for f in files], ignore_index=True)
     occurred = online_retail.utc(frame["InvoiceDate"])
     first, last = occurred.min().date(), occurred.max().date()
-    whole = Interval(
-        datetime(first.year, first.month, first.day, tzinfo=UTC),
-        datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1),
-    )
+    whole = Interval(utc_midnight(first), as_of_instant(last))
     mapped = online_retail.transactions(frame, whole)
     kept = mapped[mapped[REJECTED].isna() & (mapped["unit_price"] > 0)]
     log.info(
@@ -165,7 +168,7 @@ def _build(root: str, files: list[Path]) -> None:
             sources = {"online_retail": tables[entity]} if entity in tables else {}
             storage.replace_partition(
                 staging.stage_tables(entity, sources),
-                staging.staged_partition_uri(root, entity, day),
+                lake.staged(entity, day),
             )
         if number % 50 == 0 or number == len(days):
             log.info(
@@ -191,13 +194,7 @@ def features_as_of(day: date, lake: str) -> pd.DataFrame:
     """
     from cva_tasks.features.customer import build_customer_features
 
-    as_of = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return build_customer_features(as_of, lake).to_pandas()
-
-
-def utc_instant(day: date) -> datetime:
-    """Midnight UTC at the start of ``day``."""
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return build_customer_features(utc_midnight(day), lake).to_pandas()
 
 
 def purchase_lines(export: str | Path | None = None) -> pd.DataFrame:
@@ -211,7 +208,7 @@ def purchase_lines(export: str | Path | None = None) -> pd.DataFrame:
     from cva_tasks.features.history import visible_rows
 
     lake = staged_lake(export=export)
-    end = utc_instant(date(9999, 1, 1))
+    end = utc_midnight(date(9999, 1, 1))
     lines = lines_as_of(end, lake)
     countries = visible_rows("customers", end, lake)[["customer_id", "country"]]
     return lines.merge(countries, on="customer_id", how="left", validate="many_to_one")

@@ -2,7 +2,7 @@
 
 ``customer``: one row per customer as of the end of a run's data interval
 (:mod:`cva_tasks.features.customer`; DuckDB), with an idiomatic pandas twin in
-:mod:`cva_tasks.features.reference_pandas` that the tests and the benchmark compare with.
+``benchmarks/reference_pandas.py`` that the tests and the benchmark compare with.
 """
 
 from cva_tasks.features.customer import (

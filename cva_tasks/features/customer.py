@@ -74,12 +74,14 @@ import logging
 import shutil
 import tempfile
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cva_tasks import storage
-from cva_tasks.settings import Settings
-from cva_tasks.staging import ZONE, staged_schema
+from cva_tasks.days import as_of_date, as_of_instant, as_utc, utc_midnight
+from cva_tasks.lake import Lake
+from cva_tasks.staging import staged_schema
 
 if TYPE_CHECKING:
     import duckdb
@@ -130,22 +132,10 @@ def feature_schema() -> pa.Schema:
     )
 
 
-def as_utc(as_of: datetime) -> datetime:
-    """``as_of`` as an aware UTC datetime (naive means UTC)."""
-    if as_of.tzinfo is None:
-        return as_of.replace(tzinfo=UTC)
-    return as_of.astimezone(UTC)
-
-
-def as_of_date(as_of: datetime) -> date:
-    """The ds of the interval that ends at ``as_of``."""
-    return (as_utc(as_of) - timedelta(days=1)).date()
-
-
 def staged_days(root: str, entity: str, as_of: datetime) -> list[date]:
     """Staged days of ``entity`` visible at ``as_of`` (``ds < as_of``'s date)."""
     cutoff = as_utc(as_of).date()
-    return [d for d in storage.list_partitions(storage.join(root, ZONE, entity)) if d < cutoff]
+    return [d for d in storage.list_partitions(Lake(root).staged(entity)) if d < cutoff]
 
 
 def _sql_text(value: str) -> str:
@@ -188,7 +178,7 @@ def _scan(con: Any, root: str, entity: str, as_of: datetime) -> str:
     import pyarrow as pa
 
     if staged_days(root, entity, as_of):
-        pattern = storage.join(root, ZONE, entity, "ds=*", "*.parquet")
+        pattern = Lake(root).staged_files(entity)
         if pattern.startswith("file://"):
             pattern = pattern[len("file://") :]
         return (
@@ -390,7 +380,7 @@ ORDER BY o.customer_id
 
 def build_customer_features(
     as_of: datetime,
-    data_root: str | None = None,
+    data_root: str,
     *,
     threads: int | None = None,
     memory_limit: str | None = None,
@@ -402,7 +392,7 @@ def build_customer_features(
 
     Args:
         as_of: End of the run's data interval (naive means UTC).
-        data_root: Lake root; default ``CVA_DATA_ROOT``.
+        data_root: Lake root.
         threads: DuckDB threads (default: one per core).
         memory_limit: DuckDB memory limit, e.g. ``"4GB"`` (default: DuckDB's, 80% of RAM).
 
@@ -412,7 +402,7 @@ def build_customer_features(
         the module docstring).
     """
     started = time.perf_counter()
-    root = (data_root or Settings.from_env().data_root).rstrip("/")
+    root = data_root.rstrip("/")
     as_of = as_utc(as_of)
     schema = feature_schema()
     if not staged_days(root, "transactions", as_of):
@@ -435,27 +425,21 @@ def build_customer_features(
     return table
 
 
-def feature_partition_uri(root: str, ds: date) -> str:
-    """``<root>/features/customer/ds=YYYY-MM-DD``."""
-    return storage.join(root, "features", FEATURE_SET, f"ds={ds.isoformat()}")
-
-
-def write_customer_features(table: pa.Table, ds: date, data_root: str | None = None) -> str:
+def write_customer_features(table: pa.Table, ds: date, data_root: str) -> str:
     """Replace ``features/customer/ds=YYYY-MM-DD/`` by one file holding ``table``.
 
     Args:
         table: The feature table (:func:`build_customer_features`).
         ds: The day of the run's data interval (the table's ``as_of_date``).
-        data_root: Lake root; default ``CVA_DATA_ROOT``.
+        data_root: Lake root.
 
     Returns:
         The URI of the written Parquet file.
     """
-    root = (data_root or Settings.from_env().data_root).rstrip("/")
-    return storage.replace_partition(table, feature_partition_uri(root, ds))
+    return storage.replace_partition(table, Lake(data_root).features(FEATURE_SET, ds))
 
 
-def validate_features(table: pa.Table, ds: date) -> dict[str, Any]:
+def validate_features(table: pa.Table, ds: date, expectations_dir: Path) -> dict[str, Any]:
     """Check the feature table with the suite ``expectations/features.customer.json``.
 
     Every rule is critical: a failure here is a bug in the feature code, not bad input.
@@ -463,6 +447,7 @@ def validate_features(table: pa.Table, ds: date) -> dict[str, Any]:
     Args:
         table: The feature table.
         ds: The day of the run's data interval, for messages.
+        expectations_dir: Folder of the suites (``CVA_EXPECTATIONS_DIR``).
 
     Returns:
         ``{"suite", "ds", "rows", "rules_evaluated", "passed"}``.
@@ -472,11 +457,10 @@ def validate_features(table: pa.Table, ds: date) -> dict[str, Any]:
     """
     from cva_tasks.quality import enforce, validate_frame
 
-    settings = Settings.from_env()
-    suite_path = settings.expectations_dir / f"{SUITE}.json"
-    start = datetime(ds.year, ds.month, ds.day, tzinfo=UTC)
+    suite_path = expectations_dir / f"{SUITE}.json"
+    start = utc_midnight(ds)
     outcome = validate_frame(
-        table.to_pandas(), suite_path, interval_start=start, interval_end=start + timedelta(1)
+        table.to_pandas(), suite_path, interval_start=start, interval_end=as_of_instant(ds)
     )
     enforce(outcome, source="features", entity=FEATURE_SET, ds=ds, max_failing_share=0.0)
     return {

@@ -20,22 +20,21 @@ import tempfile
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from cva_tasks.days import as_utc
 from cva_tasks.features.customer import (
     _connect,
     _latest_versions,
     _ts_literal,
-    as_utc,
     staged_days,
 )
-from cva_tasks.settings import Settings
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def _query(as_of: datetime, data_root: str | None, sql_for) -> pd.DataFrame:
+def _query(as_of: datetime, data_root: str, sql_for) -> pd.DataFrame:
     """Run ``sql_for(versions, as_of_literal)`` over the versions visible at ``as_of``."""
-    root = (data_root or Settings.from_env().data_root).rstrip("/")
+    root = data_root.rstrip("/")
     as_of = as_utc(as_of)
     spill_dir = tempfile.mkdtemp(prefix="cva-duckdb-")
     con = _connect(root, None, None, spill_dir)
@@ -74,13 +73,13 @@ orders AS (
 )"""
 
 
-def counted_orders(as_of: datetime, data_root: str | None = None) -> pd.DataFrame:
+def counted_orders(as_of: datetime, data_root: str) -> pd.DataFrame:
     """Counted orders placed before ``as_of``, as known at ``as_of``.
 
     Args:
         as_of: Instant of knowledge (naive means UTC); for a label window
             ``[T, T + h)`` pass ``T + h``.
-        data_root: Lake root; default ``CVA_DATA_ROOT``.
+        data_root: Lake root.
 
     Returns:
         One row per counted order: ``customer_id, source, order_id, ordered_at``
@@ -88,7 +87,7 @@ def counted_orders(as_of: datetime, data_root: str | None = None) -> pd.DataFram
     """
     import pandas as pd
 
-    root = (data_root or Settings.from_env().data_root).rstrip("/")
+    root = data_root.rstrip("/")
     if not staged_days(root, "transactions", as_utc(as_of)):
         return pd.DataFrame(
             {
@@ -110,19 +109,19 @@ def counted_orders(as_of: datetime, data_root: str | None = None) -> pd.DataFram
     return _query(as_of, root, sql)
 
 
-def purchase_lines(as_of: datetime, data_root: str | None = None) -> pd.DataFrame:
+def purchase_lines(as_of: datetime, data_root: str) -> pd.DataFrame:
     """Product purchase lines of counted orders before ``as_of``, with the item's name.
 
     Args:
         as_of: Instant of knowledge (naive means UTC).
-        data_root: Lake root; default ``CVA_DATA_ROOT``.
+        data_root: Lake root.
 
     Returns:
         One row per line: ``customer_id, source, order_id, item_id, item_name``
         (the item's latest name known at ``as_of``, null when unknown),
         ``quantity, amount, occurred_at``; sorted by customer, time and item.
     """
-    root = (data_root or Settings.from_env().data_root).rstrip("/")
+    root = data_root.rstrip("/")
     if not staged_days(root, "transactions", as_utc(as_of)):
         import pandas as pd
 
@@ -154,7 +153,7 @@ def purchase_lines(as_of: datetime, data_root: str | None = None) -> pd.DataFram
     return _query(as_of, root, sql)
 
 
-def visible_rows(entity: str, as_of: datetime, data_root: str | None = None) -> pd.DataFrame:
+def visible_rows(entity: str, as_of: datetime, data_root: str) -> pd.DataFrame:
     """The latest version of every row of ``entity`` visible at ``as_of``.
 
     Feedback is further limited to ``submitted_at < as_of`` by its visibility rule
@@ -163,7 +162,7 @@ def visible_rows(entity: str, as_of: datetime, data_root: str | None = None) -> 
     Args:
         entity: ``transactions``, ``customers``, ``items`` or ``feedback``.
         as_of: Instant of knowledge (naive means UTC).
-        data_root: Lake root; default ``CVA_DATA_ROOT``.
+        data_root: Lake root.
 
     Returns:
         The staged columns (``source`` plus the canonical ones, and ``ds``).

@@ -1,10 +1,5 @@
-"""Customer lifetime-value models: BG/NBD, Gamma-Gamma and discounted CLV."""
+"""The models: one package per kind, each following :class:`cva_tasks.models.base.Model`.
 
-from cva_tasks.models.clv import (
-    BetaGeoFitter,
-    GammaGammaFitter,
-    cdnow_summary,
-    customer_lifetime_value,
-)
-
-__all__ = ["BetaGeoFitter", "GammaGammaFitter", "cdnow_summary", "customer_lifetime_value"]
+:mod:`cva_tasks.models.kinds` lists the kinds; :mod:`cva_tasks.models.registry` keeps
+their trained runs in the lake. Importing this package imports nothing heavy.
+"""

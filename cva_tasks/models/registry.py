@@ -30,13 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from cva_tasks import storage
-from cva_tasks.settings import Settings
+from cva_tasks.lake import Lake
+from cva_tasks.models.kinds import KIND_NAMES, get_kind
 
 log = logging.getLogger(__name__)
 
-ZONE = "models"
 METADATA_FILE = "metadata.json"
-KINDS = ("clv", "clusters", "churn", "recommender", "sentiment")
 _LIBRARIES = (
     "numpy",
     "pandas",
@@ -68,7 +67,7 @@ class ModelRun:
     """Metadata of one training run of a model kind.
 
     Attributes:
-        kind: model kind, one of :data:`KINDS`.
+        kind: model kind, one of :data:`cva_tasks.models.kinds.KINDS`.
         version: ``<kind>-<YYYYMMDD>`` of ``trained_as_of``.
         trained_as_of: the training day ``ds``: the model saw data up to the end of it.
         trained_at: wall-clock time of the training (UTC).
@@ -125,41 +124,34 @@ def version_for(kind: str, ds: date) -> str:
     return f"{kind}-{ds:%Y%m%d}"
 
 
-def _kind_uri(root: str, kind: str) -> str:
-    if kind not in KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; expected one of {KINDS}")
-    return storage.join(root, ZONE, kind)
+def _lake(data_root: str | Lake) -> Lake:
+    return data_root if isinstance(data_root, Lake) else Lake(data_root)
 
 
-def _root(data_root: str | None) -> str:
-    return (data_root or Settings.from_env().data_root).rstrip("/")
-
-
-def list_runs(kind: str, data_root: str | None = None) -> list[ModelRun]:
+def list_runs(kind: str, data_root: str | Lake) -> list[ModelRun]:
     """Every saved run of ``kind``, oldest training day first."""
-    root = _root(data_root)
-    fs, base = storage.filesystem(_kind_uri(root, kind))
+    lake = _lake(data_root)
+    get_kind(kind)
+    fs, base = storage.filesystem(lake.models(kind))
     if not fs.exists(base):
         return []
     runs = []
     for entry in sorted(fs.ls(base, detail=False)):
         name = entry.rstrip("/").rsplit("/", 1)[-1]
-        meta = storage.join(_kind_uri(root, kind), name, METADATA_FILE)
+        meta = lake.model_file(kind, name, METADATA_FILE)
         if name.startswith(".") or not storage.exists(meta):
             continue  # a save in progress or an interrupted one: not a run yet
         runs.append(ModelRun.from_json(storage.read_json(meta)))
     return sorted(runs, key=lambda run: run.trained_as_of)
 
 
-def champion(kind: str, ds: date, data_root: str | None = None) -> ModelRun | None:
+def champion(kind: str, ds: date, data_root: str | Lake) -> ModelRun | None:
     """The model that scores day ``ds``: the latest promoted run trained on or before ``ds``."""
     promoted = [r for r in list_runs(kind, data_root) if r.promoted and r.trained_as_of <= ds]
     return promoted[-1] if promoted else None
 
 
-def training_due(
-    kind: str, ds: date, every_days: int, data_root: str | None = None
-) -> tuple[bool, str]:
+def training_due(kind: str, ds: date, every_days: int, data_root: str | Lake) -> tuple[bool, str]:
     """Whether ``kind`` trains on ``ds``, and why.
 
     It trains when no run exists before ``ds``, when the latest run before ``ds`` is
@@ -180,13 +172,11 @@ def training_due(
     return due, why
 
 
-def model_uri(run: ModelRun, data_root: str | None = None) -> str:
-    return storage.join(_kind_uri(_root(data_root), run.kind), run.version)
+def model_uri(run: ModelRun, data_root: str | Lake) -> str:
+    return _lake(data_root).model_version(run.kind, run.version)
 
 
-def save_run(
-    run: ModelRun, write_files: Callable[[Path], None], data_root: str | None = None
-) -> str:
+def save_run(run: ModelRun, write_files: Callable[[Path], None], data_root: str | Lake) -> str:
     """Save a run: the model's files (written by ``write_files`` into a local folder) and metadata.
 
     The files go to a hidden folder first and the metadata is written last, so a
@@ -196,10 +186,10 @@ def save_run(
     Returns:
         The URI of the version folder.
     """
-    root = _root(data_root)
-    target = model_uri(run, root)
+    lake = _lake(data_root)
+    target = model_uri(run, lake)
     fs, target_path = storage.filesystem(target)
-    staging_uri = storage.join(_kind_uri(root, run.kind), f".{run.version}.saving")
+    staging_uri = lake.model_saving(run.kind, run.version)
     _, staging_path = storage.filesystem(staging_uri)
     with tempfile.TemporaryDirectory(prefix=f"cva-{run.kind}-") as local:
         write_files(Path(local))
@@ -214,7 +204,7 @@ def save_run(
     if fs.exists(target_path):
         fs.rm(target_path, recursive=True)
     fs.mv(staging_path, target_path, recursive=True)
-    storage.write_json(run.to_json(), storage.join(target, METADATA_FILE))
+    storage.write_json(run.to_json(), lake.model_file(run.kind, run.version, METADATA_FILE))
     log.info(
         "saved model %s (%s %s=%s, promoted=%s) to %s",
         run.version,
@@ -227,15 +217,21 @@ def save_run(
     return target
 
 
-def local_copy(run: ModelRun, data_root: str | None = None) -> Path:
-    """A local folder with the run's files (the lake folder itself when the lake is local)."""
+def local_copy(run: ModelRun, data_root: str | Lake, cache_dir: Path | None = None) -> Path:
+    """A local folder with the run's files (the lake folder itself when the lake is local).
+
+    Args:
+        cache_dir: where copies of a remote lake's models are kept (default: a folder
+            under the system's temporary directory).
+    """
     uri = model_uri(run, data_root)
     fs, path = storage.filesystem(uri)
     if "file" in fs.protocol or "local" in fs.protocol:
         return Path(path)
     # A rerun of a day replaces the version: key the cache on when it was trained too.
     stamp = run.trained_at.strftime("%Y%m%dT%H%M%S%f")
-    cache = Settings.from_env().home / "model_cache" / run.kind / run.version / stamp
+    base = cache_dir or Path(tempfile.gettempdir()) / "cva-model-cache"
+    cache = base / run.kind / run.version / stamp
     marker = cache / METADATA_FILE
     if not marker.exists():
         if cache.exists():
@@ -348,6 +344,22 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def runs_trained_on(ds: date, data_root: str | None = None) -> list[ModelRun]:
+def runs_trained_on(ds: date, data_root: str | Lake) -> list[ModelRun]:
     """Runs of every kind trained on ``ds`` (what ``model_runs`` gets for that day)."""
-    return [r for kind in KINDS for r in list_runs(kind, data_root) if r.trained_as_of == ds]
+    return [r for kind in KIND_NAMES for r in list_runs(kind, data_root) if r.trained_as_of == ds]
+
+
+def load_model(run: ModelRun, data_root: str | Lake, cache_dir: Path | None = None) -> Any:
+    """The model object of a saved run."""
+    folder = local_copy(run, data_root, cache_dir)
+    return get_kind(run.kind).model_class().load(folder)
+
+
+def champion_model(
+    kind: str, ds: date, data_root: str | Lake, cache_dir: Path | None = None
+) -> tuple[Any, ModelRun | None]:
+    """The champion of ``kind`` for day ``ds`` and its run, or ``(None, None)``."""
+    run = champion(kind, ds, data_root)
+    if run is None:
+        return None, None
+    return load_model(run, data_root, cache_dir), run

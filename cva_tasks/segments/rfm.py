@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,14 +57,14 @@ class RuleTable:
 
 
 def load_rules(path: str | Path | None = None) -> RuleTable:
-    """Read and check the rule table (``CVA_RFM_RULES`` or the packaged default).
+    """Read and check the rule table at ``path`` (``CVA_RFM_RULES``), default the packaged one.
 
     Raises:
         RuleTableError: naming the file and the rule or score cell at fault.
     """
     import yaml
 
-    path = Path(path or os.environ.get("CVA_RFM_RULES") or DEFAULT_RULES)
+    path = Path(path or DEFAULT_RULES)
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:

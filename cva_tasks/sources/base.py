@@ -18,7 +18,6 @@ suite that guards the result.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -26,6 +25,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from cva_tasks.settings import Settings
 
 
 class SourceError(Exception):
@@ -107,7 +108,7 @@ class SqlEntity:
     to_canonical: Mapper
     watermark: str = "updated_at"
 
-    def extract(self, source: Source, interval: Interval) -> pd.DataFrame:
+    def extract(self, source: Source, interval: Interval, settings: Settings) -> pd.DataFrame:
         import pandas as pd
         import sqlalchemy as sa
 
@@ -160,10 +161,11 @@ class FileEntity:
     to_canonical: Mapper
     missing_ok: bool = False
 
-    def files(self, source: Source, interval: Interval) -> list[str]:
+    def files(self, source: Source, interval: Interval, settings: Settings) -> list[str]:
         from cva_tasks import storage
+        from cva_tasks.lake import join
 
-        location = source.location()
+        location = source.location(settings)
         pattern = self.pattern.format(ds=interval.ds.isoformat())
         fs, base = storage.filesystem(location)
         if fs.isfile(base):
@@ -171,15 +173,15 @@ class FileEntity:
         if any(ch in pattern for ch in "*?["):
             matches = sorted(fs.glob(f"{base.rstrip('/')}/{pattern}"))
             return [fs.unstrip_protocol(m) if "://" in location else m for m in matches]
-        return [storage.join(location, pattern)]
+        return [join(location, pattern)]
 
-    def extract(self, source: Source, interval: Interval) -> pd.DataFrame:
+    def extract(self, source: Source, interval: Interval, settings: Settings) -> pd.DataFrame:
         import pandas as pd
 
         from cva_tasks import storage
 
         frames = []
-        paths = self.files(source, interval)
+        paths = self.files(source, interval, settings)
         for path in paths:
             if not storage.exists(path):
                 if self.missing_ok:
@@ -199,7 +201,7 @@ class FileEntity:
         if not paths:
             raise SourceError(
                 f"{source.name}.{self.entity}: no file matches {self.pattern} "
-                f"under {source.location()}"
+                f"under {source.location(settings)}"
             )
         frame = (
             pd.concat(frames, ignore_index=True)
@@ -241,15 +243,11 @@ class Source:
                 return spec
         raise KeyError(f"source {self.name!r} has no entity {name!r}")
 
-    def location(self) -> str:
-        from cva_tasks.settings import PROJECT_ROOT, Settings
-
-        value = (self.location_env and os.environ.get(self.location_env)) or self.default_location
+    def location(self, settings: Settings) -> str:
+        """Where the files are: ``location_env`` when set, else ``default_location``."""
+        value = (self.location_env and settings.variable(self.location_env)) or (
+            self.default_location
+        )
         if not value:
             raise SourceError(f"{self.name}: no location; set {self.location_env}")
-        if "://" in value or os.path.isabs(value):
-            return value
-        value = value.replace("{project}", str(PROJECT_ROOT))
-        if os.path.isabs(value):
-            return value
-        return str(Settings.from_env().home / value)
+        return settings.resolve_location(value)

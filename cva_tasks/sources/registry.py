@@ -9,34 +9,41 @@ DAGs are generated from this list, so adding a source changes no DAG file.
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import cva_tasks.sources as package
 from cva_tasks.sources.base import Source
 
+if TYPE_CHECKING:
+    from datetime import date
+
+    from cva_tasks.settings import Settings
+
 _SUPPORT_MODULES = {"base", "canonical", "readers", "registry"}
 
 
-def module_names() -> list[str]:
+def module_names(extra_modules: Sequence[str] = ()) -> list[str]:
     names = [
         f"{package.__name__}.{info.name}"
         for info in pkgutil.iter_modules(package.__path__)
         if not info.name.startswith("_") and info.name not in _SUPPORT_MODULES
     ]
-    extra = os.environ.get("CVA_SOURCE_MODULES", "")
-    names += [name.strip() for name in extra.split(",") if name.strip()]
-    return names
+    return names + list(extra_modules)
 
 
-def all_sources() -> list[Source]:
+def all_sources(extra_modules: Sequence[str] = ()) -> list[Source]:
     """Every registered source, sorted by name.
+
+    Args:
+        extra_modules: modules outside this package (``CVA_SOURCE_MODULES``).
 
     Raises:
         ValueError: when a listed module has no ``SOURCE`` or two share a name.
     """
     found: dict[str, Source] = {}
-    for name in module_names():
+    for name in module_names(extra_modules):
         module = importlib.import_module(name)
         source = getattr(module, "SOURCE", None)
         if not isinstance(source, Source):
@@ -47,8 +54,25 @@ def all_sources() -> list[Source]:
     return [found[key] for key in sorted(found)]
 
 
-def get_source(name: str) -> Source:
-    for source in all_sources():
+def get_source(name: str, extra_modules: Sequence[str] = ()) -> Source:
+    sources = all_sources(extra_modules)
+    for source in sources:
         if source.name == name:
             return source
-    raise KeyError(f"no source named {name!r}; registered: {[s.name for s in all_sources()]}")
+    raise KeyError(f"no source named {name!r}; registered: {[s.name for s in sources]}")
+
+
+def pipeline_sources(ds: date, settings: Settings) -> list[Source]:
+    """Sources that feed the daily pipeline on ``ds``.
+
+    Every registered source whose active period holds ``ds``, narrowed by
+    ``CVA_PIPELINE_SOURCES`` when set.
+    """
+    chosen = set(settings.pipeline_sources)
+    return [
+        s
+        for s in all_sources(settings.source_modules)
+        if (not chosen or s.name in chosen)
+        and s.start_date <= ds
+        and (s.end_date is None or ds <= s.end_date)
+    ]

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from cva_tasks import storage
+from cva_tasks.lake import Lake
 
 FIRST, LAST = date(2025, 12, 1), date(2025, 12, 7)
 DAYS = [FIRST + timedelta(days=n) for n in range((LAST - FIRST).days + 1)]
@@ -88,14 +89,13 @@ def test_seven_day_backfill_and_clear_rerun(tmp_path, pg_schema):
         assert sorted(r["logical_date"][:10] for r in runs) == [d.isoformat() for d in DAYS]
         assert {r["state"] for r in runs} == {"success"}, cluster.task_failures(DAG_ID)
 
-        for zone in ("features/customer", "scores/customer_scores"):
-            days = storage.list_partitions(storage.join(str(lake), zone))
+        paths = Lake(str(lake))
+        for zone in (paths.features("customer"), paths.scores("customer_scores")):
+            days = storage.list_partitions(zone)
             assert days == DAYS, zone
         per_day = {}
         for day in DAYS:
-            features = storage.read_table(
-                storage.join(str(lake), "features", "customer", f"ds={day}")
-            )
+            features = storage.read_table(paths.features("customer", day))
             per_day[day] = warehouse_rows({"AIRFLOW_CONN_CVA_WAREHOUSE": airflow_uri}, day)
             assert len(per_day[day]) == features.num_rows > 100
             assert {row[0] for row in per_day[day]} == {day}

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 import pytest
 
 from cva_tasks import storage
+from cva_tasks.lake import Lake
 
 DAY = date(2025, 11, 30)
 
@@ -108,7 +109,7 @@ def check_run_and_rerun(lake, day: date) -> None:
     from cva_tasks.airflow_runner import run_dag_for_day
 
     assert run_dag_for_day("cva_customer_value", day) == "success"
-    features = storage.read_table(storage.join(str(lake), "features", "customer", f"ds={day}"))
+    features = storage.read_table(Lake(str(lake)).features("customer", day))
     first = published(day)
     assert len(first) == features.num_rows > 50
     assert {row["as_of_date"] for row in first} == {day}
@@ -135,7 +136,7 @@ def test_daily_dag_on_postgresql(airflow_home, landed_lake, pg_schema, monkeypat
 
 
 def test_sensor_waits_for_a_missing_partition(landed_lake):
-    from cva_tasks.pipeline import source_landed
+    from cva_tasks.steps.stage import source_landed
 
     assert source_landed("demo_shop", DAY)
     assert not source_landed("demo_shop", DAY + timedelta(days=1))

@@ -6,8 +6,14 @@ from datetime import date, timedelta
 
 import pytest
 
-from cva_tasks import modeling, pipeline
+from cva_tasks.features.snapshots import DayData
 from cva_tasks.models import registry
+from cva_tasks.settings import Settings
+from cva_tasks.steps.features import build_features
+from cva_tasks.steps.feedback import score_feedback
+from cva_tasks.steps.recommend import recommend
+from cva_tasks.steps.score import customer_model_columns
+from cva_tasks.steps.train import train_model
 
 DAY = date(2025, 11, 30)
 
@@ -22,21 +28,29 @@ def demo_lake(lake, demo_frames):
     return lake
 
 
+def model_columns(day: date):
+    settings = Settings.from_env()
+    data = DayData(day, settings.lake)
+    features = data.features_at(day)
+    return features, *customer_model_columns(features, data, settings)
+
+
 def churn_versions(day: date) -> set[str]:
-    features = modeling.DayData(day).features_at(day)
-    columns, _profiles = modeling.customer_model_columns(features, day)
+    _features, columns, _profiles = model_columns(day)
     return set(columns["churn_model_version"].dropna())
 
 
 def test_a_backfilled_day_is_scored_with_the_model_of_its_own_time(demo_lake):
-    latest = modeling.train_model("churn", DAY, "scheduled__latest")
+    latest = train_model("churn", DAY, "scheduled__latest")
     assert latest["trained"] and latest["version"] == "churn-20251130"
 
     # Backfill an earlier day: no model existed then, so it trains as of that day...
     early = DAY - timedelta(days=60)
-    backfilled = modeling.train_model("churn", early, "backfill__early")
+    backfilled = train_model("churn", early, "backfill__early")
     assert backfilled["trained"] and "no model trained before" in backfilled["reason"]
-    [run] = [r for r in registry.list_runs("churn") if r.trained_as_of == early]
+    [run] = [
+        r for r in registry.list_runs("churn", Settings.from_env().lake) if r.trained_as_of == early
+    ]
     assert date.fromisoformat(run.validation_window["end"]) <= early
     early_version = registry.version_for("churn", early)
     assert churn_versions(early) == {early_version}
@@ -47,39 +61,38 @@ def test_a_backfilled_day_is_scored_with_the_model_of_its_own_time(demo_lake):
 
 def test_training_follows_the_schedule(demo_lake, monkeypatch):
     monkeypatch.setenv("CVA_TRAIN_EVERY_DAYS_CLUSTERS", "7")
-    first = modeling.train_model("clusters", DAY - timedelta(days=7), "run-1")
+    first = train_model("clusters", DAY - timedelta(days=7), "run-1")
     assert first["trained"]
-    skipped = modeling.train_model("clusters", DAY - timedelta(days=3), "run-2")
+    skipped = train_model("clusters", DAY - timedelta(days=3), "run-2")
     assert not skipped["trained"] and "4 days ago" in skipped["reason"]
-    again = modeling.train_model("clusters", DAY, "run-3")
+    again = train_model("clusters", DAY, "run-3")
     assert again["trained"] and "7 days ago" in again["reason"]
     assert again["promoted"], "clusters always move to the retrained model"
-    [old, new] = registry.list_runs("clusters")
+    [old, new] = registry.list_runs("clusters", Settings.from_env().lake)
     assert new.champion_version == old.version
 
 
 def test_feature_drift_triggers_an_early_churn_retrain(demo_lake, monkeypatch):
     first = DAY - timedelta(days=7)
-    assert modeling.train_model("churn", first, "run-1")["trained"]
-    pipeline.build_features(DAY - timedelta(days=2))
+    assert train_model("churn", first, "run-1")["trained"]
+    build_features(DAY - timedelta(days=2))
 
     monkeypatch.setenv("CVA_CHURN_PSI_THRESHOLD", "10")
-    quiet = modeling.train_model("churn", DAY - timedelta(days=2), "run-2")
+    quiet = train_model("churn", DAY - timedelta(days=2), "run-2")
     assert not quiet["trained"] and "no feature drift above PSI 10" in quiet["reason"]
 
     monkeypatch.setenv("CVA_CHURN_PSI_THRESHOLD", "1e-9")
-    drifted = modeling.train_model("churn", DAY - timedelta(days=2), "run-3")
+    drifted = train_model("churn", DAY - timedelta(days=2), "run-3")
     assert drifted["trained"] and "feature drift above PSI" in drifted["reason"]
     assert drifted["champion_metric_value"] is not None, "compared on the same validation"
 
 
 def test_without_models_the_scores_carry_nulls_and_no_version(demo_lake):
-    pipeline.build_features(DAY)
-    features = modeling.DayData(DAY).features_at(DAY)
-    columns, profiles = modeling.customer_model_columns(features, DAY)
+    build_features(DAY)
+    features, columns, profiles = model_columns(DAY)
     assert len(columns) == len(features) and profiles.empty
     version_columns = [c for c in columns if c.endswith("_model_version")]
     assert len(version_columns) == 4
     assert columns.drop(columns="customer_id").isna().all().all()
-    assert modeling.score_feedback(DAY)["scored"] == 0
-    assert modeling.recommend(DAY)["rows"] == 0
+    assert score_feedback(DAY)["scored"] == 0
+    assert recommend(DAY)["rows"] == 0

@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 
 from cva_tasks import storage
+from cva_tasks.lake import Lake
 
 DAY = date(2025, 11, 28)  # a busy pre-Christmas day of the demo shop
 
@@ -55,7 +56,7 @@ def expected_transaction_ids(conn, day: date) -> set[str]:
 
 
 def raw(lake, source: str, entity: str, day: date = DAY):
-    return storage.read_table(storage.partition_uri(str(lake), "raw", source, entity, day))
+    return storage.read_table(Lake(str(lake)).raw(source, entity, day))
 
 
 def test_demo_shop_dag_on_sqlite_lands_the_day_and_reruns_identically(
@@ -75,9 +76,7 @@ def test_demo_shop_dag_on_sqlite_lands_the_day_and_reruns_identically(
     assert run_dag_for_day("cva_source_demo_shop", DAY) == "success"
     for entity, table in first.items():
         assert raw(lake, "demo_shop", entity).equals(table), entity
-    fs, path = storage.filesystem(
-        storage.partition_uri(str(lake), "raw", "demo_shop", "transactions", DAY)
-    )
+    fs, path = storage.filesystem(Lake(str(lake)).raw("demo_shop", "transactions", DAY))
     assert fs.ls(path, detail=False) == [f"{path}/part-0.parquet"]
 
 
@@ -93,7 +92,7 @@ def test_negative_price_is_quarantined_in_a_dag_run(airflow_home, shop_sqlite, l
         conn.execute("update order_lines set unit_price = -4.5 where order_line_id = ?", (line_id,))
     assert run_dag_for_day("cva_source_demo_shop", DAY) == "success"
     quarantine = storage.read_table(
-        storage.partition_uri(str(lake), "quarantine", "demo_shop", "transactions", DAY)
+        Lake(str(lake)).quarantine("demo_shop", "transactions", DAY)
     ).to_pylist()
     assert {q["transaction_id"] for q in quarantine} == {f"L{line_id}"}
     assert "expect_column_values_to_be_between(unit_price)" in quarantine[0]["dq_rules"]
@@ -102,9 +101,10 @@ def test_negative_price_is_quarantined_in_a_dag_run(airflow_home, shop_sqlite, l
         not in raw(lake, "demo_shop", "transactions").column("transaction_id").to_pylist()
     )
     # The day's summary, as the warehouse's dq_results gets it, names the rule and count.
-    from cva_tasks.landing import quality_results
+    from cva_tasks.quality.summary import dq_result_rows
 
-    results = {r["entity"]: r for r in quality_results(DAY, ["demo_shop"]).to_pylist()}
+    entities = [("demo_shop", e) for e in ("transactions", "customers", "items")]
+    results = {r["entity"]: r for r in dq_result_rows(Lake(str(lake)), DAY, entities).to_pylist()}
     assert set(results) == {"customers", "items", "transactions"}
     transactions = results["transactions"]
     assert transactions["failed_rules"] == "expect_column_values_to_be_between(unit_price): 1 row"
@@ -165,7 +165,7 @@ def test_online_retail_dag_on_the_real_export(airflow_home, lake, shared_data, m
     assert run_dag_for_day("cva_source_online_retail", day) == "success"
     landed = raw(lake, "online_retail", "transactions", day)
     quarantine = storage.read_table(
-        storage.partition_uri(str(lake), "quarantine", "online_retail", "transactions", day)
+        Lake(str(lake)).quarantine("online_retail", "transactions", day)
     ).to_pandas()
     # 3,108 lines that day: 1,140 guest lines and 44 exact repeats are rejected on purpose.
     assert landed.num_rows + len(quarantine) == 3108

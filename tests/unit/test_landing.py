@@ -7,9 +7,12 @@ from datetime import date, timedelta
 
 import pytest
 
-from cva_tasks import landing, storage
+from cva_tasks import storage
+from cva_tasks.lake import Lake
 from cva_tasks.quality import DataQualityError
+from cva_tasks.quality.summary import recent_row_counts
 from cva_tasks.sources.base import Interval, SourceError
+from cva_tasks.steps import land as landing
 
 DAY = date(2025, 6, 10)
 
@@ -51,12 +54,12 @@ def run_day(day: date = DAY, run_id: str = "manual__1"):
 
 
 def raw_rows(lake, day: date = DAY):
-    uri = storage.partition_uri(str(lake), "raw", "demo_feedback", "feedback", day)
+    uri = Lake(str(lake)).raw("demo_feedback", "feedback", day)
     return storage.read_table(uri).to_pylist()
 
 
 def quarantine_rows(lake, day: date = DAY):
-    uri = storage.partition_uri(str(lake), "quarantine", "demo_feedback", "feedback", day)
+    uri = Lake(str(lake)).quarantine("demo_feedback", "feedback", day)
     return storage.read_table(uri).to_pylist() if storage.exists(uri) else []
 
 
@@ -68,9 +71,7 @@ def test_clean_day_lands_and_rerun_gives_same_rows(drops, lake):
     assert [r["feedback_id"] for r in first] == ["F1", "F2", "F3"]
     run_day(run_id="manual__2")
     assert raw_rows(lake) == first
-    assert not storage.exists(
-        landing.work_uri(landing.Settings.from_env(), "manual__2", "demo_feedback", "feedback", DAY)
-    )
+    assert not storage.exists(Lake(str(lake)).work("manual__2", "demo_feedback", "feedback", DAY))
 
 
 def test_rating_of_seven_is_quarantined_with_its_rule(drops, lake):
@@ -109,9 +110,7 @@ def test_too_many_bad_rows_fail_the_run(drops, lake, monkeypatch):
     drops([feedback_line("F1", 5), feedback_line("F2", 9), feedback_line("F3", 0)])
     with pytest.raises(DataQualityError, match=r"2 of 3 rows .* more than the allowed 20.0%"):
         run_day()
-    assert not storage.exists(
-        storage.partition_uri(str(lake), "raw", "demo_feedback", "feedback", DAY)
-    )
+    assert not storage.exists(Lake(str(lake)).raw("demo_feedback", "feedback", DAY))
     assert len(quarantine_rows(lake)) == 2, "the quarantine is kept for inspection"
 
 
@@ -127,9 +126,7 @@ def test_drop_missing_a_column_fails_before_anything_lands(drops, lake):
     drops([row])
     with pytest.raises(SourceError, match="rating"):
         run_day()
-    assert (
-        storage.list_partitions(storage.join(str(lake), "raw", "demo_feedback", "feedback")) == []
-    )
+    assert storage.list_partitions(Lake(str(lake)).raw("demo_feedback", "feedback")) == []
 
 
 def test_timestamp_outside_the_interval_is_quarantined(drops, lake):
@@ -148,7 +145,4 @@ def test_row_count_rule_uses_recent_days(drops, lake):
     drops([feedback_line(f"N{i}", 4) for i in range(600)])
     with pytest.raises(DataQualityError, match="row_count"):
         run_day()
-    assert (
-        landing.recent_row_counts(landing.Settings.from_env(), "demo_feedback", "feedback", DAY)
-        == [10] * 4
-    )
+    assert recent_row_counts(Lake(str(lake)), "demo_feedback", "feedback", DAY, days=7) == [10] * 4

@@ -9,7 +9,8 @@ import pytest
 
 from cva_tasks import storage
 from cva_tasks.entities import SCHEMAS
-from cva_tasks.staging import MissingPartition, stage_day, staged_partition_uri, staged_schema
+from cva_tasks.lake import Lake
+from cva_tasks.staging import MissingPartition, stage_day, staged_schema
 
 DAY = date(2025, 6, 10)
 SHOP_ENTITIES = ("transactions", "customers", "items")
@@ -38,11 +39,11 @@ def tx(tid: str, updated: str, quantity: int = 1, **extra) -> dict:
 
 def land(root, source: str, entity: str, rows: list[dict], day: date = DAY) -> None:
     table = pa.Table.from_pylist(rows, schema=SCHEMAS[entity])
-    storage.replace_partition(table, storage.partition_uri(str(root), "raw", source, entity, day))
+    storage.replace_partition(table, Lake(str(root)).raw(source, entity, day))
 
 
 def staged(root, entity: str, day: date = DAY) -> pa.Table:
-    return storage.read_table(staged_partition_uri(str(root), entity, day))
+    return storage.read_table(Lake(str(root)).staged(entity, day))
 
 
 def land_empty_shop(root, day: date = DAY, skip: tuple[str, ...] = ()) -> None:
@@ -84,7 +85,7 @@ def test_union_adds_source_and_keeps_the_latest_version_within_a_source(lake):
         ],
     )
 
-    counts = stage_day(DAY, ["demo_shop", "online_retail", "demo_feedback"])
+    counts = stage_day(DAY, ["demo_shop", "online_retail", "demo_feedback"], str(lake))
 
     assert counts == {"transactions": 3, "customers": 0, "items": 0, "feedback": 1}
     rows = staged(lake, "transactions").to_pylist()
@@ -101,7 +102,7 @@ def test_empty_day_writes_empty_partitions_with_the_schema(lake):
     land_empty_shop(lake)
     land(lake, "demo_feedback", "feedback", [])
 
-    counts = stage_day(DAY, ["demo_shop", "demo_feedback"])
+    counts = stage_day(DAY, ["demo_shop", "demo_feedback"], str(lake))
 
     assert counts == dict.fromkeys(SCHEMAS, 0)
     for entity in SCHEMAS:
@@ -113,17 +114,17 @@ def test_missing_raw_partition_names_source_entity_and_day(lake):
     land_empty_shop(lake)  # the feedback drop of the day was never landed
 
     with pytest.raises(MissingPartition, match=r"demo_feedback.*feedback.*2025-06-10"):
-        stage_day(DAY, ["demo_shop", "demo_feedback"])
+        stage_day(DAY, ["demo_shop", "demo_feedback"], str(lake))
 
 
 def test_a_source_without_an_entity_is_skipped_and_a_rerun_replaces(lake):
     land(lake, "demo_feedback", "feedback", [])
-    assert stage_day(DAY, ["demo_feedback"])["transactions"] == 0
+    assert stage_day(DAY, ["demo_feedback"], str(lake))["transactions"] == 0
 
     land(lake, "demo_feedback", "feedback", [], day=DAY)
     land_empty_shop(lake)
     land(lake, "demo_shop", "transactions", [tx("L9", "2025-06-10 09:00")])
-    assert stage_day(DAY, ["demo_shop", "demo_feedback"])["transactions"] == 1
+    assert stage_day(DAY, ["demo_shop", "demo_feedback"], str(lake))["transactions"] == 1
     assert staged(lake, "transactions").column("transaction_id").to_pylist() == ["L9"]
 
 
@@ -152,10 +153,10 @@ def _by_key(table: pa.Table, key: str) -> pa.Table:
 def test_write_raw_from_frames_equals_extract_validate_land(
     demo_frames, lake, tmp_path, monkeypatch
 ):
-    from cva_tasks import landing
     from cva_tasks.demo.lake import SOURCES, write_raw_from_frames
     from cva_tasks.demo.shop import write_database, write_feedback_drops
     from cva_tasks.sources.base import Interval
+    from cva_tasks.steps import land as landing
 
     db = tmp_path / "shop.db"
     write_database(demo_frames, f"sqlite:///{db}")
@@ -171,7 +172,7 @@ def test_write_raw_from_frames_equals_extract_validate_land(
             landing.extract(source, entity, *args)
             assert landing.validate(source, entity, *args)["rows_quarantined"] == 0
             landing.land(source, entity, *args)
-        stage_day(day, SOURCES)
+        stage_day(day, SOURCES, str(lake))
 
     direct = tmp_path / "direct"
     write_raw_from_frames(demo_frames, str(direct), days=days)
@@ -180,12 +181,8 @@ def test_write_raw_from_frames_equals_extract_validate_land(
     keys["feedback"] = "feedback_id"
     for day in days:
         for source, entity in entities:
-            via_dags = storage.read_table(
-                storage.partition_uri(str(lake), "raw", source, entity, day)
-            )
-            ours = storage.read_table(
-                storage.partition_uri(str(direct), "raw", source, entity, day)
-            )
+            via_dags = storage.read_table(Lake(str(lake)).raw(source, entity, day))
+            ours = storage.read_table(Lake(str(direct)).raw(source, entity, day))
             assert ours.schema == via_dags.schema
             assert _by_key(ours, keys[entity]).equals(_by_key(via_dags, keys[entity])), (
                 f"{source}.{entity} ds={day}"
@@ -206,14 +203,10 @@ def test_write_raw_from_frames_lands_every_requested_day(demo_frames, tmp_path):
     write_raw_from_frames(demo_frames, str(tmp_path), days=days)
     for day in days:
         for entity in SHOP_ENTITIES:
-            assert storage.exists(
-                storage.partition_uri(str(tmp_path), "raw", "demo_shop", entity, day)
-            )
-        assert storage.exists(
-            storage.partition_uri(str(tmp_path), "raw", "demo_feedback", "feedback", day)
-        )
+            assert storage.exists(Lake(str(tmp_path)).raw("demo_shop", entity, day))
+        assert storage.exists(Lake(str(tmp_path)).raw("demo_feedback", "feedback", day))
         for entity in SCHEMAS:
             assert staged(tmp_path, entity, day).schema == staged_schema(entity)
     assert not storage.exists(
-        storage.partition_uri(str(tmp_path), "raw", "demo_shop", "items", days[-1] + timedelta(1))
+        Lake(str(tmp_path)).raw("demo_shop", "items", days[-1] + timedelta(1))
     )

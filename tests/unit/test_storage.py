@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 
 from cva_tasks import storage
+from cva_tasks.lake import Lake, join
 
 
 @pytest.fixture(params=["local", "memory"])
@@ -22,7 +23,7 @@ def root(request, tmp_path):
 
 
 def test_replace_partition_swaps_whole_folder(root):
-    partition = storage.partition_uri(root, "raw", "s", "e", date(2025, 1, 2))
+    partition = Lake(root).raw("s", "e", date(2025, 1, 2))
     storage.replace_partition(pa.table({"x": [1, 2, 3]}), partition)
     storage.replace_partition(pa.table({"x": [9]}), partition)
     assert storage.read_table(partition).column("x").to_pylist() == [9]
@@ -32,7 +33,7 @@ def test_replace_partition_swaps_whole_folder(root):
 
 
 def test_failed_write_leaves_previous_partition(root, monkeypatch):
-    partition = storage.partition_uri(root, "raw", "s", "e", date(2025, 1, 2))
+    partition = Lake(root).raw("s", "e", date(2025, 1, 2))
     storage.replace_partition(pa.table({"x": [1]}), partition)
 
     import pyarrow.parquet as pq
@@ -48,14 +49,14 @@ def test_failed_write_leaves_previous_partition(root, monkeypatch):
 
 
 def test_list_partitions_sorted_and_ignores_hidden(root):
-    entity = storage.join(root, "raw", "s", "e")
+    entity = Lake(root).raw("s", "e")
     for day in (date(2025, 1, 3), date(2025, 1, 1)):
-        storage.replace_partition(pa.table({"x": [1]}), storage.join(entity, f"ds={day}"))
-    storage.write_json({"a": 1}, storage.join(entity, ".ds=2025-01-09.new-x", "f.json"))
+        storage.replace_partition(pa.table({"x": [1]}), Lake(root).raw("s", "e", day))
+    storage.write_json({"a": 1}, join(entity, ".ds=2025-01-09.new-x", "f.json"))
     assert storage.list_partitions(entity) == [date(2025, 1, 1), date(2025, 1, 3)]
 
 
 def test_json_round_trip(root):
-    uri = storage.join(root, "dq", "x.json")
+    uri = Lake(root).file("dq", "x.json")
     storage.write_json({"n": 3, "d": date(2025, 1, 1)}, uri)
     assert storage.read_json(uri) == {"d": "2025-01-01", "n": 3}

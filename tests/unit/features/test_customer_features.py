@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from benchmarks.reference_pandas import build_customer_features_pandas
 from cva_tasks import storage
 from cva_tasks.entities import SCHEMAS
 from cva_tasks.features.customer import (
@@ -17,7 +18,8 @@ from cva_tasks.features.customer import (
     validate_features,
     write_customer_features,
 )
-from cva_tasks.features.reference_pandas import build_customer_features_pandas
+from cva_tasks.lake import Lake
+from cva_tasks.settings import Settings
 from cva_tasks.staging import stage_day
 
 AS_OF = datetime(2025, 3, 1, tzinfo=UTC)  # as of the end of 2025-02-28
@@ -86,9 +88,7 @@ def land_days(root, rows: dict[date, dict[str, list[dict]]]) -> None:
     for day, by_entity in rows.items():
         for entity, source in ENTITIES.items():
             table = pa.Table.from_pylist(by_entity.get(entity, []), schema=SCHEMAS[entity])
-            storage.replace_partition(
-                table, storage.partition_uri(str(root), "raw", source, entity, day)
-            )
+            storage.replace_partition(table, Lake(str(root)).raw(source, entity, day))
         stage_day(day, SOURCES, str(root))
 
 
@@ -162,7 +162,7 @@ def rows_by_customer(table: pa.Table) -> dict[str, dict]:
 
 
 def test_known_answers(history):
-    table = build_customer_features(AS_OF)
+    table = build_customer_features(AS_OF, str(history))
     assert table.schema == feature_schema()
     assert table.column("customer_id").to_pylist() == ["1", "2", "3"]
     c1, c2, c3 = (rows_by_customer(table)[k] for k in ("1", "2", "3"))
@@ -209,17 +209,22 @@ def test_known_answers(history):
 
 
 def test_the_as_of_instant_cuts_partitions_versions_and_events(history):
-    earlier = rows_by_customer(build_customer_features(datetime(2025, 2, 10, tzinfo=UTC)))
+    earlier = rows_by_customer(
+        build_customer_features(datetime(2025, 2, 10, tzinfo=UTC), str(history))
+    )
     # ds 2025-02-10 is not visible yet: L5 still has its first version (1 x 8).
     assert earlier["1"]["gross_revenue"] == pytest.approx(25 + 13 + 8)
     assert earlier["1"]["country"] == "Germany" and earlier["1"]["feedback_count"] == 2
     assert "2" not in earlier and "3" in earlier
-    assert build_customer_features(datetime(2025, 1, 10, tzinfo=UTC)).num_rows == 0
+    assert build_customer_features(datetime(2025, 1, 10, tzinfo=UTC), str(history)).num_rows == 0
 
 
 def test_pandas_reference_gives_the_same_table_on_hand_made_rows(history):
     for as_of in (AS_OF, datetime(2025, 2, 10, tzinfo=UTC), datetime(2025, 2, 3, 6, tzinfo=UTC)):
-        assert_same(build_customer_features(as_of), build_customer_features_pandas(as_of))
+        assert_same(
+            build_customer_features(as_of, str(history)),
+            build_customer_features_pandas(as_of, str(history)),
+        )
 
 
 def assert_same(ours: pa.Table, reference: pa.Table) -> None:
@@ -241,8 +246,9 @@ def test_remote_root_through_fsspec(history):
             relative = path[len(str(history)) :]
             with local_fs.open(path, "rb") as src, memory.open(remote + relative, "wb") as dst:
                 dst.write(src.read())
-        assert build_customer_features(AS_OF, remote).equals(build_customer_features(AS_OF))
-        assert_same(build_customer_features_pandas(AS_OF, remote), build_customer_features(AS_OF))
+        local = build_customer_features(AS_OF, str(history))
+        assert build_customer_features(AS_OF, remote).equals(local)
+        assert_same(build_customer_features_pandas(AS_OF, remote), local)
     finally:
         memory.rm(remote, recursive=True)
 
@@ -298,11 +304,11 @@ def test_feature_suite_passes_on_real_output_and_fails_on_a_duplicate_key(demo_f
     from cva_tasks.quality import DataQualityError
 
     ds = DEMO_AS_OF.date() - timedelta(days=1)
-    summary = validate_features(demo_features, ds)
+    summary = validate_features(demo_features, ds, Settings.from_env().expectations_dir)
     assert summary["passed"] and summary["rows"] == demo_features.num_rows
     planted = pa.concat_tables([demo_features, demo_features.slice(5, 1)])
     with pytest.raises(DataQualityError, match=r"features.customer.*unique\(customer_id\)"):
-        validate_features(planted, ds)
+        validate_features(planted, ds, Settings.from_env().expectations_dir)
 
 
 # --------------------------------------------------------------------------- #
@@ -333,7 +339,9 @@ LATER = {
 
 def test_leakage_rows_after_as_of_change_nothing(history):
     ds = AS_OF.date() - timedelta(days=1)
-    before = read_bytes(write_customer_features(build_customer_features(AS_OF), ds))
+    before = read_bytes(
+        write_customer_features(build_customer_features(AS_OF, str(history)), ds, str(history))
+    )
 
     land_days(history, LATER)
     # Defence in depth: rows that break the watermark contract in a partition before T
@@ -349,12 +357,14 @@ def test_leakage_rows_after_as_of_change_nothing(history):
     }
     land_days(history, stray)
 
-    rebuilt = build_customer_features(AS_OF)
-    assert read_bytes(write_customer_features(rebuilt, ds)) == before
-    assert_same(build_customer_features_pandas(AS_OF), rebuilt)
+    rebuilt = build_customer_features(AS_OF, str(history))
+    assert read_bytes(write_customer_features(rebuilt, ds, str(history))) == before
+    assert_same(build_customer_features_pandas(AS_OF, str(history)), rebuilt)
 
     # The same rows do change a later as-of: the test can fail.
-    later = rows_by_customer(build_customer_features(datetime(2025, 3, 6, tzinfo=UTC)))
+    later = rows_by_customer(
+        build_customer_features(datetime(2025, 3, 6, tzinfo=UTC), str(history))
+    )
     assert set(later) == {"1", "2", "3", "5"}
     assert later["1"]["gross_revenue"] == pytest.approx(54 + 30 + 20 + 90)
     # O5 got cancelled; the stray O13 (dated 2025-03-03) counts by now.

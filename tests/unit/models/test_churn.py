@@ -10,7 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cva_tasks.days import utc_midnight
 from cva_tasks.models import churn
+from cva_tasks.models.churn import model as churn_model
+from cva_tasks.settings import Settings
 
 # --------------------------------------------------------------------------- #
 # Labels and snapshots on a hand-made timeline
@@ -116,8 +119,9 @@ def test_top_decile_lift_and_calibration_table():
 def test_tiers_and_their_cut_offs(monkeypatch):
     p = [0.1, 0.33, 0.5, 0.66, 0.9]
     assert churn.assign_tiers(p).tolist() == ["Low", "Medium", "Medium", "High", "High"]
-    monkeypatch.setenv(churn.TIER_CUTOFFS_ENV, "0.2,0.4")
-    assert churn.assign_tiers(p).tolist() == ["Low", "Medium", "High", "High", "High"]
+    monkeypatch.setenv("CVA_CHURN_TIER_CUTOFFS", "0.2,0.4")
+    cutoffs = Settings.from_env().churn_tier_cutoffs
+    assert churn.assign_tiers(p, cutoffs).tolist() == ["Low", "Medium", "High", "High", "High"]
     assert churn.assign_tiers(p, (0.5, 0.95)).tolist() == [
         "Low",
         "Low",
@@ -125,11 +129,14 @@ def test_tiers_and_their_cut_offs(monkeypatch):
         "Medium",
         "Medium",
     ]
-    monkeypatch.setenv(churn.TIER_CUTOFFS_ENV, "0.7,0.3")
+    monkeypatch.setenv("CVA_CHURN_TIER_CUTOFFS", "0.7,0.3")
     with pytest.raises(ValueError, match="CVA_CHURN_TIER_CUTOFFS"):
-        churn.assign_tiers(p)
+        Settings.from_env()
+    monkeypatch.setenv("CVA_CHURN_TIER_CUTOFFS", "low,high")
     with pytest.raises(ValueError, match="not two comma-separated numbers"):
-        churn.tier_cutoffs("low,high")
+        Settings.from_env()
+    with pytest.raises(ValueError, match="increasing probabilities"):
+        churn.assign_tiers(p, (0.7, 0.3))
 
 
 def test_population_stability_index():
@@ -232,7 +239,7 @@ def shop(tmp_path_factory):
 
     @functools.cache
     def features_at(day: date) -> pd.DataFrame:
-        return build_customer_features(churn.utc_midnight(day), root).to_pandas()
+        return build_customer_features(utc_midnight(day), root).to_pandas()
 
     @functools.cache
     def orders_as_of(instant: datetime) -> pd.DataFrame:
@@ -271,7 +278,7 @@ def trained(shop):
 
 def test_training_reads_only_what_was_known_on_ds(trained):
     _, report, calls = trained
-    ds_instant = churn.utc_midnight(DS)
+    ds_instant = utc_midnight(DS)
     assert all(day <= DS - timedelta(days=HORIZON) for kind, day in calls if kind == "features")
     assert all(instant <= ds_instant for kind, instant in calls if kind == "orders")
     assert report["windows"]["validation_label_window"][1] <= DS.isoformat()
@@ -305,14 +312,14 @@ def test_no_leakage_future_events_change_no_training_row(shop, tmp_path):
     from cva_tasks.features.history import counted_orders
 
     cut_day = date(2024, 5, 13)  # the later snapshot of the training set below
-    other = _drop_events_from(shop["frames"], churn.utc_midnight(cut_day))
+    other = _drop_events_from(shop["frames"], utc_midnight(cut_day))
     # The altered shop is landed only up to a little after the cut: enough to differ.
     root = str(tmp_path / "lake")
     days = [SHOP_START + timedelta(days=i) for i in range((date(2024, 6, 15) - SHOP_START).days)]
     write_raw_from_frames(other, root, days=days)
 
     def other_features(day):
-        return build_customer_features(churn.utc_midnight(day), root).to_pandas()
+        return build_customer_features(utc_midnight(day), root).to_pandas()
 
     def other_orders(instant):
         return counted_orders(instant, root)
@@ -338,13 +345,13 @@ def _truth_gone_before(shop, features: pd.DataFrame, day: date) -> np.ndarray:
     truth = shop["frames"].truth_customers
     churn_at = pd.Series(truth["churn_at"].to_numpy(), index=truth["customer_id"].astype(str))
     at = churn_at.reindex(features["customer_id"].astype(str).to_numpy())
-    return (at < pd.Timestamp(churn.utc_midnight(day))).to_numpy()
+    return (at < pd.Timestamp(utc_midnight(day))).to_numpy()
 
 
 def test_calibrated_on_later_data_and_agrees_with_the_ground_truth(shop, trained):
     model, report, _ = trained
     features = shop["features_at"](DS)
-    orders = shop["orders_as_of"](churn.utc_midnight(DS + timedelta(days=HORIZON)))
+    orders = shop["orders_as_of"](utc_midnight(DS + timedelta(days=HORIZON)))
     labels = churn.churn_labels(features, orders, DS, HORIZON).to_numpy()
     scored = model.predict(features)
     figures = churn.churn_metrics(labels, scored["churn_probability"])
@@ -366,7 +373,7 @@ def test_calibrated_on_later_data_and_agrees_with_the_ground_truth(shop, trained
     # again (label 1), and the model ranks them as risky.
     gone = _truth_gone_before(shop, features, DS)
     assert gone.sum() > 50 and labels[gone].all()
-    assert churn._auc(gone.astype(int), scored["churn_probability"].to_numpy()) > 0.8
+    assert churn_model._auc(gone.astype(int), scored["churn_probability"].to_numpy()) > 0.8
     # The validation figures the model carries are the held-out ones, not training fit.
     assert report["windows"]["rows"]["validation"] == model.metrics["n"]
 

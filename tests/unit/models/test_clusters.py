@@ -337,7 +337,7 @@ def test_demo_shop_features(tmp_path: Path):
 def test_new_cluster_label_never_repeats_an_inherited_one():
     from types import SimpleNamespace
 
-    from cva_tasks.models.clusters import _carry_labels
+    from cva_tasks.models.clusters.model import _carry_labels
 
     previous = SimpleNamespace(labels={0: "lapsed customers", 1: "frequent big spenders"})
     matching = {"pairs": [{"cluster_id": 0}, {"cluster_id": 2}]}

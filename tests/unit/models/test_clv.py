@@ -12,23 +12,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cdnow import cdnow_summary
 
-from cva_tasks.models import (
-    BetaGeoFitter,
-    GammaGammaFitter,
-    cdnow_summary,
-    customer_lifetime_value,
-)
 from cva_tasks.models.clv import (
-    DISCOUNT_RATE_ENV,
     DROPOUT_PENALIZERS,
     MAX_PENALTY_COST,
     MODEL_FILE,
     OUTPUT_COLUMNS,
+    BetaGeoFitter,
+    GammaGammaFitter,
     LifetimeValueModel,
     clv_inputs,
+    customer_lifetime_value,
     train_clv,
 )
+from cva_tasks.settings import Settings
 
 CDNOW = (
     Path(__file__).resolve().parents[3].parent / "shared" / "data" / "cdnow" / "CDNOW_sample.txt"
@@ -486,11 +484,15 @@ def test_clv_discounting(
     np.testing.assert_allclose(flat["clv_365d"], flat["expected_orders_365d"] * spend, rtol=1e-9)
     assert np.all(high.predict(population, AS_OF)["clv_365d"].to_numpy() < base)
     assert np.all(base < flat["clv_365d"].to_numpy())
-    monkeypatch.setenv(DISCOUNT_RATE_ENV, "0.25")
-    assert LifetimeValueModel().fit(population, AS_OF).params["discount_rate"] == 0.25
-    monkeypatch.setenv(DISCOUNT_RATE_ENV, "ten percent")
+    monkeypatch.setenv("CVA_CLV_DISCOUNT_RATE", "0.25")
+    rate = Settings.from_env().clv_discount_rate
+    assert (
+        LifetimeValueModel(discount_rate=rate).fit(population, AS_OF).params["discount_rate"]
+        == 0.25
+    )
+    monkeypatch.setenv("CVA_CLV_DISCOUNT_RATE", "ten percent")
     with pytest.raises(ValueError, match="CVA_CLV_DISCOUNT_RATE: 'ten percent' is not a number"):
-        LifetimeValueModel().fit(population, AS_OF)
+        Settings.from_env()
     with pytest.raises(ValueError, match=r"discount_rate: 1.5 is not an annual rate in \[0, 1\]"):
         LifetimeValueModel(discount_rate=1.5).fit(population, AS_OF)
     with pytest.raises(ValueError, match="fallback must be one of"):

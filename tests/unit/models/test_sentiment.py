@@ -18,6 +18,8 @@ from cva_tasks.models.sentiment import (
     ratings_to_labels,
     train_sentiment,
 )
+from cva_tasks.models.sentiment import model as sentiment_model
+from cva_tasks.settings import Settings
 
 # Hand-written, not taken from the demo shop's templates: each sentence turns on a
 # negation, so a bag of single words would read many of them the wrong way round.
@@ -84,7 +86,9 @@ def test_training_is_measured_out_of_time_and_beats_vader(trained, shop_feedback
 def test_out_of_time_split_holds_out_the_latest_rows() -> None:
     labels = np.array([0.0, 1.0] * 10)
     order = np.arange(20)[::-1]  # row 0 is the latest
-    keep, held = sentiment._split_index(20, labels, 0.2, seed=0, order=order, what="validation")
+    keep, held = sentiment_model._split_index(
+        20, labels, 0.2, seed=0, order=order, what="validation"
+    )
     assert sorted(held.tolist()) == [0, 1, 2, 3]
     assert sorted(keep.tolist()) == list(range(4, 20))
 
@@ -201,11 +205,11 @@ def test_labels_follow_the_neutral_band(trained, monkeypatch) -> None:
     ]
     with pytest.raises(ValueError, match="low <= high"):
         model.label(p, band=(0.7, 0.3))
-    monkeypatch.setenv(sentiment.NEUTRAL_BAND_ENV, "0.3,0.7")
-    assert sentiment.neutral_band_from_env() == (0.3, 0.7)
-    monkeypatch.setenv(sentiment.NEUTRAL_BAND_ENV, "0.3")
+    monkeypatch.setenv("CVA_SENTIMENT_NEUTRAL_BAND", "0.3,0.7")
+    assert Settings.from_env().sentiment_neutral_band == (0.3, 0.7)
+    monkeypatch.setenv("CVA_SENTIMENT_NEUTRAL_BAND", "0.3")
     with pytest.raises(ValueError, match="CVA_SENTIMENT_NEUTRAL_BAND"):
-        sentiment.neutral_band_from_env()
+        Settings.from_env()
 
 
 def test_training_is_deterministic_under_a_seed(shop_feedback) -> None:

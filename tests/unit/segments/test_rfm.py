@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from cva_tasks.segments.rfm import RuleTableError, load_rules, quintile_scores, score_rfm
+from cva_tasks.settings import Settings
 
 
 def test_quintiles_are_even_and_ordered():
@@ -65,7 +66,8 @@ def test_marketer_can_change_the_table_without_code(tmp_path, monkeypatch):
     )
     monkeypatch.setenv("CVA_RFM_RULES", str(path))
     frame = features(recency_days=[1.0, 500.0], frequency=[1, 1], monetary_value=[1.0, 1.0])
-    assert score_rfm(frame)["segment"].tolist() == ["Best", "Rest"]
+    rules = load_rules(Settings.from_env().rfm_rules)
+    assert score_rfm(frame, rules)["segment"].tolist() == ["Best", "Rest"]
 
 
 def test_bad_range_names_the_segment(tmp_path):

@@ -6,6 +6,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
+from cva_tasks.settings import Settings
 from cva_tasks.sources import demo_feedback
 from cva_tasks.sources.base import Interval, SourceError
 from cva_tasks.sources.readers import read_csv_text, read_jsonl
@@ -66,7 +67,7 @@ def test_missing_drop_is_a_clear_error(lake, tmp_path, monkeypatch):
     from cva_tasks.sources.base import DropNotArrived
 
     with pytest.raises(DropNotArrived, match=r"no drop for ds=2025-12-31"):
-        spec.extract(demo_feedback.SOURCE, DAY)
+        spec.extract(demo_feedback.SOURCE, DAY, Settings.from_env())
 
 
 def test_drop_missing_a_column_is_a_clear_error(lake, tmp_path, monkeypatch):
@@ -79,7 +80,7 @@ def test_drop_missing_a_column_is_a_clear_error(lake, tmp_path, monkeypatch):
     monkeypatch.setenv("CVA_DEMO_FEEDBACK_DROPS", str(drops))
     spec = demo_feedback.SOURCE.entity("feedback")
     with pytest.raises(SourceError, match=r"lacks required column\(s\) \['rating'\]"):
-        spec.extract(demo_feedback.SOURCE, DAY)
+        spec.extract(demo_feedback.SOURCE, DAY, Settings.from_env())
 
 
 def test_empty_drop_is_an_empty_day(lake, tmp_path, monkeypatch):
@@ -87,7 +88,9 @@ def test_empty_drop_is_an_empty_day(lake, tmp_path, monkeypatch):
     drops.mkdir()
     (drops / "feedback_2025-12-31.jsonl").write_text("")
     monkeypatch.setenv("CVA_DEMO_FEEDBACK_DROPS", str(drops))
-    out = demo_feedback.SOURCE.entity("feedback").extract(demo_feedback.SOURCE, DAY)
+    out = demo_feedback.SOURCE.entity("feedback").extract(
+        demo_feedback.SOURCE, DAY, Settings.from_env()
+    )
     assert len(out) == 0
 
 

@@ -5,6 +5,7 @@ import textwrap
 
 import pytest
 
+from cva_tasks.settings import Settings
 from cva_tasks.sources import registry
 
 
@@ -40,7 +41,8 @@ def test_a_module_outside_the_package_registers_by_setting(tmp_path, monkeypatch
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("CVA_SOURCE_MODULES", "my_crm")
-    assert registry.get_source("my_crm").conn_id == "my_crm"
+    modules = Settings.from_env().source_modules
+    assert registry.get_source("my_crm", modules).conn_id == "my_crm"
     sys.modules.pop("my_crm", None)
 
 
@@ -49,5 +51,5 @@ def test_module_without_source_is_refused(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("CVA_SOURCE_MODULES", "not_a_source")
     with pytest.raises(ValueError, match="defines no SOURCE"):
-        registry.all_sources()
+        registry.all_sources(Settings.from_env().source_modules)
     sys.modules.pop("not_a_source", None)

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -76,10 +75,6 @@ _BOUND_TOL = 1e-3
 A_MIN = 1e-3
 B_MAX = 1e3
 ALIVE_STD_MIN = 0.01
-
-CDNOW_CALIBRATION_START = pd.Timestamp("1997-01-01")
-CDNOW_CALIBRATION_END = pd.Timestamp("1997-09-30")
-CDNOW_HOLDOUT_END = pd.Timestamp("1998-06-30")
 
 
 def _as_array(values: object) -> np.ndarray:
@@ -498,71 +493,11 @@ def customer_lifetime_value(
     return clv
 
 
-def cdnow_summary(path: str | Path) -> pd.DataFrame:
-    """Calibration/holdout summary of the CDNOW sample with the BG/NBD paper's protocol.
-
-    Calibration is 1997-01-01..1997-09-30 (39 weeks), holdout the next 39 weeks
-    (1997-10-01..1998-06-30), time unit one week. Purchases on the same day are
-    one transaction; the first transaction of a customer is not a repeat.
-    ``T`` and ``recency`` are measured in days to 1997-09-30 (not 10-01)
-    divided by 7: a customer first seen on 1997-01-01 gets ``T = 272/7 =
-    38.86``, the value in Fader & Hardie's published data set, and this
-    reproduces the paper's estimates.
-
-    Args:
-        path: ``CDNOW_sample.txt`` (no header; customer id, id in the full set,
-            date YYYYMMDD, number of CDs, dollar value).
-
-    Returns:
-        One row per customer (index ``customer_id``) with ``frequency``,
-        ``recency``, ``T``, ``monetary_value`` (mean value of calibration repeat
-        transactions, 0 without any), ``frequency_holdout`` and
-        ``duration_holdout`` (39.0).
-    """
-    raw = pd.read_csv(
-        path,
-        sep=r"\s+",
-        header=None,
-        names=["customer_id", "full_id", "date", "cds", "value"],
-        dtype={"customer_id": "int64", "full_id": "int64", "date": "str"},
-    )
-    raw["date"] = pd.to_datetime(raw["date"], format="%Y%m%d")
-    daily = raw.groupby(["customer_id", "date"], as_index=False)["value"].sum()
-    daily = daily.sort_values(["customer_id", "date"])
-    first = daily.groupby("customer_id")["date"].transform("min")
-    daily = daily[first >= CDNOW_CALIBRATION_START]
-    first = first.loc[daily.index]
-    daily = daily[first <= CDNOW_CALIBRATION_END]
-    first = first.loc[daily.index]
-
-    calibration = daily[daily["date"] <= CDNOW_CALIBRATION_END]
-    holdout = daily[(daily["date"] > CDNOW_CALIBRATION_END) & (daily["date"] <= CDNOW_HOLDOUT_END)]
-    cal_first = first.loc[calibration.index]
-    repeats = calibration[calibration["date"] > cal_first]
-
-    week = pd.Timedelta(days=7)
-    first_by_customer = calibration.groupby("customer_id")["date"].min()
-    summary = pd.DataFrame(index=first_by_customer.index)
-    summary["frequency"] = repeats.groupby("customer_id").size()
-    summary["frequency"] = summary["frequency"].fillna(0).astype(float)
-    last = calibration.groupby("customer_id")["date"].max()
-    summary["recency"] = (last - first_by_customer) / week
-    summary["T"] = (CDNOW_CALIBRATION_END - first_by_customer) / week
-    summary["monetary_value"] = repeats.groupby("customer_id")["value"].mean()
-    summary["monetary_value"] = summary["monetary_value"].fillna(0.0)
-    summary["frequency_holdout"] = holdout.groupby("customer_id").size()
-    summary["frequency_holdout"] = summary["frequency_holdout"].fillna(0).astype(float)
-    summary["duration_holdout"] = (CDNOW_HOLDOUT_END - CDNOW_CALIBRATION_END).days / 7
-    summary.index.name = "customer_id"
-    return summary
-
-
 # --------------------------------------------------------------------------------------
 # The production model: customer features in, per-customer lifetime-value outputs out.
 # --------------------------------------------------------------------------------------
 
 TIME_UNIT_DAYS = 1.0
-DISCOUNT_RATE_ENV = "CVA_CLV_DISCOUNT_RATE"
 DEFAULT_DISCOUNT_RATE = 0.10
 DROPOUT_PENALIZERS = (1e-4, 1e-3, 1e-2, 1e-1)
 # A penalized fit "fits" when a likelihood-ratio test against the maximum-likelihood
@@ -731,18 +666,6 @@ def purchase_day_inputs(orders: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     )
 
 
-def discount_rate_from_env() -> float:
-    """The annual discount rate: ``$CVA_CLV_DISCOUNT_RATE``, default 0.10.
-
-    Raises:
-        ValueError: when the variable is not a number in ``[0, 1]``.
-    """
-    text = os.environ.get(DISCOUNT_RATE_ENV, "").strip()
-    if not text:
-        return DEFAULT_DISCOUNT_RATE
-    return _check_discount_rate(text, DISCOUNT_RATE_ENV)
-
-
 def _check_discount_rate(value: object, where: str) -> float:
     try:
         rate = float(value)  # type: ignore[arg-type]
@@ -849,8 +772,8 @@ class LifetimeValueModel:
       whenever the customer may have dropped out.
 
     Args:
-        discount_rate: Annual discount rate in [0, 1]; None reads ``$CVA_CLV_DISCOUNT_RATE``
-            (default 0.10) at fit time.
+        discount_rate: Annual discount rate in [0, 1] (the pipeline passes
+            ``CVA_CLV_DISCOUNT_RATE``); None means 0.10.
         fallback: ``"penalized"`` (refit with the dropout penalty) or ``"null"``
             (publish P(alive) as null) when the maximum-likelihood fit degenerates.
         dropout_penalizers: The ``lambda`` ladder tried in order.
@@ -900,10 +823,8 @@ class LifetimeValueModel:
         started = time.perf_counter()
         if self.fallback not in FALLBACKS:
             raise ValueError(f"fallback must be one of {FALLBACKS}, got {self.fallback!r}")
-        if self.discount_rate is None:
-            self.discount_rate_ = discount_rate_from_env()
-        else:
-            self.discount_rate_ = _check_discount_rate(self.discount_rate, "discount_rate")
+        rate = DEFAULT_DISCOUNT_RATE if self.discount_rate is None else self.discount_rate
+        self.discount_rate_ = _check_discount_rate(rate, "discount_rate")
         modelled = inputs[inputs["is_modelled"].to_numpy(dtype=bool)]
         if modelled.empty:
             raise ValueError("LifetimeValueModel: no customer with a counted order to fit on")

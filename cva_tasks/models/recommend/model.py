@@ -88,6 +88,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from cva_tasks.models.base import NotEnoughData
+
 log = logging.getLogger(__name__)
 
 NEXT_BEST = "next_best"
@@ -1989,7 +1991,7 @@ def train_recommenders(
     split = as_of - timedelta(days=validation_days)
     relevant = new_items_after(interactions, split, as_of)
     if relevant.empty:
-        raise ValueError(
+        raise NotEnoughData(
             f"no customer bought a new item in the validation window [{split}, {as_of}) "
             "after buying before it: cannot validate"
         )

@@ -15,9 +15,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from cva_tasks import storage
-from cva_tasks.features.customer import as_of_date, as_utc, feature_schema, staged_days
-from cva_tasks.settings import Settings
-from cva_tasks.staging import ZONE, staged_schema
+from cva_tasks.days import as_of_date, as_utc
+from cva_tasks.features.customer import feature_schema, staged_days
+from cva_tasks.lake import Lake
+from cva_tasks.staging import staged_schema
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,7 +32,7 @@ def _read_staged(root: str, entity: str, as_of: datetime, columns: list[str]) ->
     if not staged_days(root, entity, as_of):
         empty = staged_schema(entity).empty_table().to_pandas()
         return empty[[c for c in columns if c != "ds"]].assign(ds=pd.Series(dtype="datetime64[s]"))
-    fs, path = storage.filesystem(storage.join(root, ZONE, entity))
+    fs, path = storage.filesystem(Lake(root).staged(entity))
     frame = pd.read_parquet(
         path,
         filesystem=fs,
@@ -48,12 +49,12 @@ def _latest(frame: pd.DataFrame, key: list[str], version: str, as_of: pd.Timesta
     return frame.sort_values([version, "ds"]).drop_duplicates(key, keep="last")
 
 
-def build_customer_features_pandas(as_of: datetime, data_root: str | None = None) -> pa.Table:
+def build_customer_features_pandas(as_of: datetime, data_root: str) -> pa.Table:
     """Build the customer features as of ``as_of`` with pandas.
 
     Args:
         as_of: End of the run's data interval (naive means UTC).
-        data_root: Lake root; default ``CVA_DATA_ROOT``.
+        data_root: Lake root.
 
     Returns:
         The same table as :func:`cva_tasks.features.customer.build_customer_features`:
@@ -63,7 +64,7 @@ def build_customer_features_pandas(as_of: datetime, data_root: str | None = None
     import pandas as pd
     import pyarrow as pa
 
-    root = (data_root or Settings.from_env().data_root).rstrip("/")
+    root = data_root.rstrip("/")
     as_of = as_utc(as_of)
     schema = feature_schema()
     if not staged_days(root, "transactions", as_of):

@@ -81,7 +81,7 @@ within 0.4..0.6, so without it every piece of feedback would be "neutral". The
 stretch keeps the threshold, so rankings and thresholded metrics do not change.
 Labels: ``negative`` below the neutral band, ``positive`` at or above it,
 ``neutral`` inside; the band defaults to 0.4..0.6 and is set per call, per
-model (``neutral_band``) or by ``CVA_SENTIMENT_NEUTRAL_BAND="0.35,0.65"``.
+model (``neutral_band``; the pipeline passes ``CVA_SENTIMENT_NEUTRAL_BAND``).
 
 Edge cases (defined results, never a crash)
 -------------------------------------------
@@ -118,12 +118,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cva_tasks.models.base import NotEnoughData
+
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
 PARAMS_FILE = "params.json"
-NEUTRAL_BAND_ENV = "CVA_SENTIMENT_NEUTRAL_BAND"
-THREADS_ENV = "CVA_TF_THREADS"
 DEFAULT_NEUTRAL_BAND = (0.4, 0.6)
 #: Texts are cut to this many characters before scoring (the model reads at most
 #: ``sequence_length`` words anyway; this bounds the tokenizer's work).
@@ -188,15 +188,20 @@ _tf_configured = False
 # --------------------------------------------------------------------------- #
 
 
-def _configure_tensorflow() -> None:
-    """Set TensorFlow's thread pools once per process (before its runtime starts)."""
+def configure_tensorflow(threads: int | None = None) -> None:
+    """Set TensorFlow's thread pools once per process (before its runtime starts).
+
+    Args:
+        threads: intra-op threads (``CVA_TF_THREADS`` through the settings); default
+            ``min(2, CPUs)``. Only the first call of a process counts.
+    """
     global _tf_configured
     if _tf_configured:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    threads = int(os.environ.get(THREADS_ENV, min(2, os.cpu_count() or 1)))
+    threads = threads or min(2, os.cpu_count() or 1)
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -275,22 +280,6 @@ def ratings_to_labels(ratings: Sequence[object] | np.ndarray | pd.Series) -> np.
     return np.where(numbers >= 4, 1.0, np.where(numbers <= 2, 0.0, np.nan))
 
 
-def neutral_band_from_env(
-    default: tuple[float, float] = DEFAULT_NEUTRAL_BAND,
-) -> tuple[float, float]:
-    """The neutral band from ``CVA_SENTIMENT_NEUTRAL_BAND`` ("low,high"), else ``default``."""
-    raw = os.environ.get(NEUTRAL_BAND_ENV)
-    if not raw:
-        return default
-    try:
-        low, high = (float(part) for part in raw.split(","))
-    except ValueError:
-        raise ValueError(
-            f"{NEUTRAL_BAND_ENV}={raw!r}: expected two numbers 'low,high', e.g. '0.4,0.6'"
-        ) from None
-    return _check_band((low, high))
-
-
 def _check_band(band: Sequence[float]) -> tuple[float, float]:
     low, high = (float(b) for b in band)
     if not 0.0 <= low <= high <= 1.0:
@@ -329,7 +318,7 @@ class SentimentModel:
         dimension is traced once per model.
         """
         if self._serve is None:
-            _configure_tensorflow()
+            configure_tensorflow()
             import tensorflow as tf
 
             model = self.keras_model
@@ -407,7 +396,7 @@ class SentimentModel:
         missing = [n for n in (MODEL_FILE, PARAMS_FILE) if not (directory / n).is_file()]
         if missing:
             raise FileNotFoundError(f"{directory} has no {', '.join(missing)}: not a saved model")
-        _configure_tensorflow()
+        configure_tensorflow()
         import keras
 
         model = keras.models.load_model(directory / MODEL_FILE)
@@ -574,7 +563,7 @@ def _split_index(
     for name, part in (("training", keep), (what, held)):
         classes = set(np.unique(labels[part]).tolist())
         if classes != {0.0, 1.0}:
-            raise ValueError(
+            raise NotEnoughData(
                 f"the {name} part ({len(part)} rows) has only class(es) {sorted(classes)}: "
                 "sentiment training needs negative (rating 1-2) and positive (4-5) feedback "
                 "in every part; provide more rated feedback"
@@ -611,8 +600,7 @@ def fit_sentiment_model(
         seed: Seeds the split, the weights and the data order.
         order: Optional sort key (e.g. ``submitted_at``); the calibration slice
             is then the latest ``calibration_share`` of the rows.
-        neutral_band: ``(low, high)`` stored with the model; default from
-            ``CVA_SENTIMENT_NEUTRAL_BAND`` or 0.4..0.6.
+        neutral_band: ``(low, high)`` stored with the model; default 0.4..0.6.
         hyperparameters: Overrides of :data:`DEFAULT_HYPERPARAMETERS` (e.g.
             ``{"architecture": "conv1d"}``).
 
@@ -628,7 +616,7 @@ def fit_sentiment_model(
     if unknown:
         raise ValueError(f"unknown hyperparameter(s) {sorted(unknown)}; known: {sorted(hp)}")
     hp.update(hyperparameters or {})
-    band = _check_band(neutral_band) if neutral_band is not None else neutral_band_from_env()
+    band = _check_band(neutral_band if neutral_band is not None else DEFAULT_NEUTRAL_BAND)
 
     cleaned, blank = prepare_texts(texts)
     y = np.asarray(labels, dtype=float)
@@ -642,7 +630,7 @@ def fit_sentiment_model(
     keys = None if keys is None else keys[rows]
 
     started = time.perf_counter()
-    _configure_tensorflow()
+    configure_tensorflow()
     _seed_everything(seed)
     import keras
     import tensorflow as tf
@@ -855,7 +843,7 @@ def train_sentiment(
     y = y_all[rated]
     n_negative = int((y == 0).sum())
     if n_negative < 10 or len(y) - n_negative < 10:
-        raise ValueError(
+        raise NotEnoughData(
             f"{n_negative} negative and {len(y) - n_negative} positive rated texts: sentiment "
             "training needs at least 10 of each (ratings 1-2 and 4-5)"
         )

@@ -65,9 +65,10 @@ snapshots are dropped.
 
 Tiers
 -----
-``Low`` below 0.33, ``High`` from 0.66, ``Medium`` between; the cut-offs are read at
-scoring time from ``CVA_CHURN_TIER_CUTOFFS`` (e.g. ``"0.3,0.7"``) or passed to
-:meth:`ChurnModel.predict`, so marketing can move them without a retrain.
+``Low`` below 0.33, ``High`` from 0.66, ``Medium`` between; the cut-offs are passed to
+:meth:`ChurnModel.predict` at scoring time (the pipeline passes
+``CVA_CHURN_TIER_CUTOFFS``, e.g. ``"0.3,0.7"``), so marketing can move them without a
+retrain.
 
 Reasons
 -------
@@ -94,17 +95,18 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from cva_tasks.days import utc_midnight
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +114,6 @@ DEFAULT_HORIZON_DAYS = 90
 DEFAULT_N_SNAPSHOTS = 6
 DEFAULT_STEP_DAYS = 14
 DEFAULT_TIER_CUTOFFS = (0.33, 0.66)
-TIER_CUTOFFS_ENV = "CVA_CHURN_TIER_CUTOFFS"
 TIERS = ("Low", "Medium", "High")
 FAMILIES = ("logistic_regression", "hist_gradient_boosting")
 PROMOTION_METRIC = "auc"
@@ -241,11 +242,6 @@ DRIFT_FEATURES = (
 # --------------------------------------------------------------------------- #
 # Labels and snapshots
 # --------------------------------------------------------------------------- #
-
-
-def utc_midnight(day: date) -> datetime:
-    """Midnight UTC at the start of ``day``."""
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -687,37 +683,19 @@ def churn_metrics(labels: Any, probabilities: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- #
 
 
-def tier_cutoffs(cutoffs: Sequence[float] | str | None = None) -> tuple[float, float]:
-    """The Low/Medium and Medium/High cut-offs: ``cutoffs``, else the env, else 0.33/0.66.
-
-    Args:
-        cutoffs: Two increasing probabilities in (0, 1), or text ``"0.3,0.7"``; None reads
-            ``CVA_CHURN_TIER_CUTOFFS``.
+def assign_tiers(probabilities: Any, cutoffs: Sequence[float] = DEFAULT_TIER_CUTOFFS) -> np.ndarray:
+    """``Low`` below the first cut-off, ``High`` from the second, ``Medium`` between.
 
     Raises:
-        ValueError: naming the value when it is not two increasing numbers in (0, 1).
+        ValueError: when the cut-offs are not two increasing probabilities in (0, 1).
     """
-    source = "tier cut-offs"
-    if cutoffs is None:
-        cutoffs = os.environ.get(TIER_CUTOFFS_ENV) or DEFAULT_TIER_CUTOFFS
-        source = TIER_CUTOFFS_ENV if os.environ.get(TIER_CUTOFFS_ENV) else source
-    if isinstance(cutoffs, str):
-        try:
-            values = tuple(float(v) for v in cutoffs.split(","))
-        except ValueError as exc:
-            raise ValueError(f"{source}: {cutoffs!r} is not two comma-separated numbers") from exc
-    else:
-        values = tuple(float(v) for v in cutoffs)
+    values = tuple(float(v) for v in cutoffs)
     if len(values) != 2 or not 0.0 < values[0] < values[1] < 1.0:
         raise ValueError(
-            f"{source}: need two increasing probabilities strictly between 0 and 1, got {cutoffs!r}"
+            f"tier cut-offs: need two increasing probabilities strictly between 0 and 1, "
+            f"got {cutoffs!r}"
         )
-    return values[0], values[1]
-
-
-def assign_tiers(probabilities: Any, cutoffs: Sequence[float] | str | None = None) -> np.ndarray:
-    """``Low`` below the first cut-off, ``High`` from the second, ``Medium`` between."""
-    low, high = tier_cutoffs(cutoffs)
+    low, high = values
     p = np.asarray(probabilities, dtype=float)
     return np.where(p >= high, TIERS[2], np.where(p >= low, TIERS[1], TIERS[0]))
 
@@ -1223,13 +1201,13 @@ class ChurnModel:
         return pd.DataFrame(out, index=features.index)
 
     def predict(
-        self, features: pd.DataFrame, tier_cutoffs: Sequence[float] | str | None = None
+        self, features: pd.DataFrame, tier_cutoffs: Sequence[float] = DEFAULT_TIER_CUTOFFS
     ) -> pd.DataFrame:
         """Score customers.
 
         Args:
             features: Feature table (one row per customer) with :attr:`input_columns`.
-            tier_cutoffs: Tier cut-offs; default ``CVA_CHURN_TIER_CUTOFFS`` or 0.33/0.66.
+            tier_cutoffs: Tier cut-offs; default 0.33/0.66.
 
         Returns:
             ``customer_id``, ``churn_probability`` (calibrated), ``churn_tier``

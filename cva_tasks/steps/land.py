@@ -1,8 +1,8 @@
-"""Boundary functions of the source DAGs: extract, validate, land.
+"""Source DAG steps: extract, validate, land, and the day's Data Docs.
 
-Each takes plain values (source name, entity, interval bounds, run id), reads
-and writes the lake, and returns a small JSON-able summary for XCom. Tasks hand
-frames to each other through ``work/<run>/...`` files, never through XCom.
+Each takes plain values (source name, entity, interval bounds, run id), reads and
+writes the lake, and returns a small JSON-able summary for XCom. Tasks hand frames
+to each other through ``work/<run>/...`` files, never through XCom.
 
 A day's raw partition changes only in :func:`land`, and only by a whole-folder
 swap: a failed extract or a failed quality gate leaves the previously landed
@@ -12,11 +12,12 @@ partition exactly as it was.
 from __future__ import annotations
 
 import logging
-import re
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from cva_tasks import storage
+from cva_tasks.days import as_day, parse_instant
+from cva_tasks.quality.summary import recent_row_counts, write_summary
 from cva_tasks.settings import Settings
 from cva_tasks.sources.base import Interval, SourceError
 from cva_tasks.sources.canonical import REJECTED, from_table, to_table
@@ -30,22 +31,8 @@ log = logging.getLogger(__name__)
 MAPPING_RULE_PREFIX = "mapping: "
 
 
-def _run_key(run_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
-
-
-def work_uri(settings: Settings, run_id: str, source: str, entity: str, ds: date) -> str:
-    return storage.join(
-        settings.data_root, "work", _run_key(run_id), source, entity, f"ds={ds.isoformat()}"
-    )
-
-
 def _interval(start: datetime | str, end: datetime | str) -> Interval:
-    if isinstance(start, str):
-        start = datetime.fromisoformat(start)
-    if isinstance(end, str):
-        end = datetime.fromisoformat(end)
-    return Interval(start, end)
+    return Interval(parse_instant(start), parse_instant(end))
 
 
 def extract(
@@ -61,15 +48,16 @@ def extract(
         SourceError: naming source, entity, day and the problem.
     """
     import pandas as pd
+    import pyarrow as pa
 
     settings = Settings.from_env()
-    source = get_source(source_name)
+    source = get_source(source_name, settings.source_modules)
     spec = source.entity(entity)
     interval = _interval(start, end)
     where = f"{source_name}.{entity} ds={interval.ds}"
     log.info("extracting %s over [%s, %s)", where, interval.start, interval.end)
     try:
-        frame = spec.extract(source, interval)
+        frame = spec.extract(source, interval, settings)
     except SourceError as exc:
         raise type(exc)(f"{where}: {exc}") from exc
     except (KeyError, ValueError, TypeError) as exc:
@@ -80,28 +68,12 @@ def extract(
         if REJECTED in frame.columns
         else pd.Series(pd.NA, index=frame.index, dtype="string")
     )
-    import pyarrow as pa
-
     table = table.append_column(REJECTED, pa.array(reasons, type=pa.string(), from_pandas=True))
-    uri = storage.join(
-        work_uri(settings, run_id, source_name, entity, interval.ds), "extracted.parquet"
-    )
+    uri = settings.lake.work_file(run_id, source_name, entity, interval.ds, "extracted.parquet")
     storage.write_table(table, uri)
     rejected = int(reasons.notna().sum())
     log.info("extracted %s: %d rows, %d rejected by the mapping", where, len(frame), rejected)
     return {"uri": uri, "rows": len(frame), "rejected": rejected}
-
-
-def recent_row_counts(settings: Settings, source: str, entity: str, ds: date) -> list[int]:
-    """Rows checked on the landed days before ``ds`` (at most the configured history)."""
-    dq_entity = storage.join(settings.data_root, "dq", source, entity)
-    earlier = [d for d in storage.list_partitions(dq_entity) if d < ds]
-    counts = []
-    for day in earlier[-settings.row_count_history_days :]:
-        summary_uri = storage.join(dq_entity, f"ds={day.isoformat()}", "summary.json")
-        if storage.exists(summary_uri):
-            counts.append(int(storage.read_json(summary_uri)["rows_checked"]))
-    return counts
 
 
 def _suite_path(settings: Settings, suite: str):
@@ -132,17 +104,17 @@ def validate(
     from cva_tasks.quality import enforce, validate_frame
 
     settings = Settings.from_env()
-    source = get_source(source_name)
-    spec = source.entity(entity)
+    lake = settings.lake
+    spec = get_source(source_name, settings.source_modules).entity(entity)
     interval = _interval(start, end)
     ds = interval.ds
-    work = work_uri(settings, run_id, source_name, entity, ds)
-    frame = from_table(storage.read_table(storage.join(work, "extracted.parquet")))
+    extracted = lake.work_file(run_id, source_name, entity, ds, "extracted.parquet")
+    frame = from_table(storage.read_table(extracted))
     rejected_mask = frame[REJECTED].notna()
     rejected = frame.loc[rejected_mask]
     candidates = frame.loc[~rejected_mask].drop(columns=[REJECTED]).reset_index(drop=True)
 
-    history = recent_row_counts(settings, source_name, entity, ds)
+    history = recent_row_counts(lake, source_name, entity, ds, settings.row_count_history_days)
     outcome = validate_frame(
         candidates,
         _suite_path(settings, spec.suite),
@@ -159,9 +131,7 @@ def validate(
         ],
         ignore_index=True,
     )
-    quarantine_partition = storage.partition_uri(
-        settings.data_root, "quarantine", source_name, entity, ds
-    )
+    quarantine_partition = lake.quarantine(source_name, entity, ds)
     if len(quarantined):
         storage.replace_partition(_quarantine_table(quarantined, entity), quarantine_partition)
     else:
@@ -185,10 +155,9 @@ def validate(
         "passed": not outcome.critical_failures
         and outcome.failing_share <= settings.max_failing_share,
     }
-    dq_partition = storage.partition_uri(settings.data_root, "dq", source_name, entity, ds)
-    storage.write_json(outcome.result, storage.join(dq_partition, f"run={_run_key(run_id)}.json"))
+    storage.write_json(outcome.result, lake.dq_run_result(source_name, entity, ds, run_id))
     if summary["passed"]:
-        storage.write_json(summary, storage.join(dq_partition, "summary.json"))
+        write_summary(lake, summary)
     enforce(
         outcome,
         source=source_name,
@@ -198,7 +167,7 @@ def validate(
     )
     storage.write_table(
         to_table(outcome.clean, entity, f"{source_name}.{entity}"),
-        storage.join(work, "clean.parquet"),
+        lake.work_file(run_id, source_name, entity, ds, "clean.parquet"),
     )
     log.info(
         "validated %s.%s ds=%s: %d clean, %d quarantined, %d rejected by mapping",
@@ -210,64 +179,6 @@ def validate(
         len(rejected),
     )
     return summary
-
-
-def quality_results(ds: date, source_names: list[str]):
-    """The day's validation summaries of ``source_names``, as ``dq_results`` rows.
-
-    Grain: one row per source entity whose validation for ``ds`` passed (only a passed
-    validation writes ``summary.json``; a failed one stops the day). Entities without a
-    summary, e.g. landed in bulk without validation, have no row.
-
-    Returns:
-        A table with the input columns of the warehouse table ``dq_results``; failed
-        rules read ``rule: N rows`` (``rule`` alone for a table-level rule) joined by
-        ``; `` (null when none).
-    """
-    import pyarrow as pa
-
-    from cva_tasks.warehouse.schema import TABLES
-
-    settings = Settings.from_env()
-    rows = []
-    for source_name in source_names:
-        for spec in get_source(source_name).entities:
-            uri = storage.join(
-                storage.partition_uri(settings.data_root, "dq", source_name, spec.entity, ds),
-                "summary.json",
-            )
-            if not storage.exists(uri):
-                continue
-            summary = storage.read_json(uri)
-            failed = "; ".join(
-                f"{f['rule']}: {f['unexpected_count']} row{'s' * (f['unexpected_count'] != 1)}"
-                if f["unexpected_count"]
-                else f["rule"]
-                for f in summary["failed_rules"]
-            )
-            rows.append(
-                {
-                    "as_of_date": ds,
-                    "source": source_name,
-                    "entity": spec.entity,
-                    "suite": summary["suite"],
-                    "validated_by_run": summary["run_id"],
-                    **{
-                        name: int(summary[name])
-                        for name in (
-                            "rows_extracted",
-                            "rows_rejected_by_mapping",
-                            "rows_checked",
-                            "rows_clean",
-                            "rows_quarantined",
-                        )
-                    },
-                    "failing_share": float(summary["failing_share"]),
-                    "failed_rules": failed or None,
-                    "skipped_rules": "; ".join(summary["skipped_rules"]) or None,
-                }
-            )
-    return pa.Table.from_pylist(rows, schema=TABLES["dq_results"].arrow_schema())
 
 
 def _quarantine_table(frame: pd.DataFrame, entity: str):
@@ -285,20 +196,14 @@ def land(
     Returns:
         ``{"uri", "rows"}`` of the landed partition.
     """
-    settings = Settings.from_env()
-    interval = _interval(start, end)
-    work = work_uri(settings, run_id, source_name, entity, interval.ds)
-    table = storage.read_table(storage.join(work, "clean.parquet"))
-    partition = storage.partition_uri(settings.data_root, "raw", source_name, entity, interval.ds)
+    lake = Settings.from_env().lake
+    ds = _interval(start, end).ds
+    table = storage.read_table(lake.work_file(run_id, source_name, entity, ds, "clean.parquet"))
+    partition = lake.raw(source_name, entity, ds)
     storage.replace_partition(table, partition)
-    storage.remove(work)
+    storage.remove(lake.work(run_id, source_name, entity, ds))
     log.info(
-        "landed %s.%s ds=%s: %d rows at %s",
-        source_name,
-        entity,
-        interval.ds,
-        table.num_rows,
-        partition,
+        "landed %s.%s ds=%s: %d rows at %s", source_name, entity, ds, table.num_rows, partition
     )
     return {"uri": partition, "rows": table.num_rows}
 
@@ -312,17 +217,17 @@ def build_docs(source_name: str, ds: date | str) -> str:
     from cva_tasks.quality import build_data_docs
 
     settings = Settings.from_env()
-    ds = date.fromisoformat(ds) if isinstance(ds, str) else ds
-    source = get_source(source_name)
+    lake = settings.lake
+    ds = as_day(ds)
     results = []
-    for spec in source.entities:
-        dq_partition = storage.partition_uri(settings.data_root, "dq", source_name, spec.entity, ds)
+    for spec in get_source(source_name, settings.source_modules).entities:
+        dq_partition = lake.dq(source_name, spec.entity, ds)
         if not storage.exists(dq_partition):
             continue
         fs, path = storage.filesystem(dq_partition)
         names = sorted(p.rsplit("/", 1)[1] for p in fs.ls(path, detail=False))
         results += [
-            storage.read_json(storage.join(dq_partition, name))
+            storage.read_json(lake.dq_file(source_name, spec.entity, ds, name))
             for name in names
             if name.startswith("run=")
         ]
