@@ -148,8 +148,7 @@ def stage_day(
 
     lake = Lake(data_root)
     specs = {
-        name: {spec.entity for spec in get_source(name, extra_modules).entities}
-        for name in sources
+        name: {spec.entity for spec in get_source(name, extra_modules).entities} for name in sources
     }
     counts: dict[str, int] = {}
     for entity in SCHEMAS:

@@ -43,7 +43,6 @@ with DAG(
 ) as dag:
     waits = []
     for source in all_sources(SETTINGS.source_modules):
-
         # Reschedule mode frees the worker slot between pokes; tests poke every second.
         @task.sensor(
             task_id=f"wait_for_{source.name}",
