@@ -21,6 +21,7 @@ demo: venv
 
 test: venv
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/ruff check .
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/mypy
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python -m pytest -n 2 -q tests
 
 lint: venv
@@ -30,4 +31,4 @@ lock:
 	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(VENV) .airflow .cva
+	rm -rf $(VENV) .airflow .cva .mypy_cache

@@ -19,6 +19,7 @@ from cva_tasks.settings import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
 DAGS_FOLDER = PROJECT_ROOT / "dags"
+PLUGINS_FOLDER = PROJECT_ROOT / "plugins"
 
 
 def prepare_airflow_home(airflow_home: Path | None = None) -> Path:
@@ -32,6 +33,7 @@ def prepare_airflow_home(airflow_home: Path | None = None) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     os.environ["AIRFLOW_HOME"] = str(home)
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS_FOLDER))
+    os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(PLUGINS_FOLDER))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
     marker = home / ".cva-db-migrated"

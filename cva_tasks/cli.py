@@ -14,6 +14,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("cva")
 
@@ -30,7 +31,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
     from cva_tasks.settings import Settings
     from cva_tasks.sources.registry import all_sources
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": s.name,
             "dag_id": f"cva_source_{s.name}",
@@ -47,6 +48,32 @@ def cmd_sources(args: argparse.Namespace) -> int:
         for r in rows
     )
     _print({"sources": rows}, args.json, text)
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Every setting: its variable, default and the value this process resolves."""
+    from cva_tasks.settings import Settings, markdown_table, setting_fields
+
+    if args.markdown:
+        print(markdown_table(), file=_RESULT_STREAM, flush=True)
+        return 0
+    settings = Settings.from_env()
+    rows = [
+        {
+            "variable": spec.metadata["env"],
+            "default": spec.metadata["default"],
+            "value": getattr(settings, spec.name),
+            "set": spec.metadata["env"] in settings.environ,
+            "meaning": spec.metadata["doc"],
+        }
+        for spec in setting_fields()
+    ]
+    text = "\n".join(
+        f"{r['variable']:<28} {r['value']!s:<40} {'(set)' if r['set'] else '(default)'}"
+        for r in rows
+    )
+    _print({"settings": rows}, args.json, text)
     return 0
 
 
@@ -334,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
         one.add_argument("--json", action="store_true")
         importlib.import_module(module).add_arguments(one)
         one.set_defaults(func=cmd_evaluate)
+
+    config = sub.add_parser("config", help="every CVA_* setting with its value and default")
+    config.add_argument("--json", action="store_true")
+    config.add_argument(
+        "--markdown", action="store_true", help="print the README's configuration table"
+    )
+    config.set_defaults(func=cmd_config)
 
     sources = sub.add_parser("sources", help="list the registered sources")
     sources.add_argument("--json", action="store_true")

@@ -79,7 +79,8 @@ def sqlalchemy_url(conn_id: str) -> str:
             auth += ":" + quote(conn.password, safe="")
         auth += "@"
     port = f":{conn.port}" if conn.port else ""
-    return f"{_DRIVERS.get(conn.conn_type, conn.conn_type)}://{auth}{conn.host}{port}/{conn.schema}"
+    conn_type = conn.conn_type or ""
+    return f"{_DRIVERS.get(conn_type, conn_type)}://{auth}{conn.host}{port}/{conn.schema}"
 
 
 def _redact(uri: str) -> str:

@@ -22,6 +22,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["CVA_HOME"] = str(base / "cva")
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
+    os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(
+        Path(__file__).resolve().parents[1] / "plugins"
+    )
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 

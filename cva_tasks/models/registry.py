@@ -355,11 +355,19 @@ def load_model(run: ModelRun, data_root: str | Lake, cache_dir: Path | None = No
     return get_kind(run.kind).model_class().load(folder)
 
 
+@dataclass(frozen=True)
+class Champion:
+    """The model in force for a day, and its run."""
+
+    model: Any
+    run: ModelRun
+
+
 def champion_model(
     kind: str, ds: date, data_root: str | Lake, cache_dir: Path | None = None
-) -> tuple[Any, ModelRun | None]:
-    """The champion of ``kind`` for day ``ds`` and its run, or ``(None, None)``."""
+) -> Champion | None:
+    """The champion of ``kind`` for day ``ds`` (loaded), or None before the first one."""
     run = champion(kind, ds, data_root)
     if run is None:
-        return None, None
-    return load_model(run, data_root, cache_dir), run
+        return None
+    return Champion(load_model(run, data_root, cache_dir), run)

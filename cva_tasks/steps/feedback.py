@@ -50,8 +50,8 @@ def score_feedback(ds: date | datetime | str) -> dict[str, Any]:
         "feedback_topics": lake.scores("feedback_topics", ds),
         "customer_sentiment": lake.features("customer_sentiment", ds),
     }
-    model, run = registry.champion_model("sentiment", ds, lake, settings.model_cache_dir)
-    if model is None:
+    champion = registry.champion_model("sentiment", ds, lake, settings.model_cache_dir)
+    if champion is None:
         for uri in targets.values():
             if storage.exists(uri):
                 storage.remove(uri)
@@ -59,6 +59,7 @@ def score_feedback(ds: date | datetime | str) -> dict[str, Any]:
 
     from cva_tasks.models import sentiment
 
+    model, run = champion.model, champion.run
     sentiment.configure_tensorflow(settings.tf_threads)
     as_of = as_of_instant(ds)
     feedback = visible_rows("feedback", as_of, settings.data_root)

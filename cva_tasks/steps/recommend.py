@@ -33,11 +33,12 @@ def recommend(ds: date | datetime | str) -> dict[str, Any]:
     settings = Settings.from_env()
     lake = settings.lake
     target = lake.scores("customer_recommendations", ds)
-    model, run = registry.champion_model("recommender", ds, lake, settings.model_cache_dir)
-    if model is None:
+    champion = registry.champion_model("recommender", ds, lake, settings.model_cache_dir)
+    if champion is None:
         if storage.exists(target):
             storage.remove(target)
         return {"rows": 0, "reason": "no recommender trained yet"}
+    model, run = champion.model, champion.run
     data = DayData(ds, lake)
     interactions, _items, customers = recommender_inputs(data, load_rules(settings.rfm_rules))
     features = data.features_at(ds)

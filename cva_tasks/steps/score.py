@@ -103,8 +103,9 @@ def customer_model_columns(
     profile_columns = [c.name for c in TABLES["segment_profiles"].input_columns]
     profiles = pd.DataFrame(columns=profile_columns)
 
-    clusters, run = registry.champion_model("clusters", ds, lake, cache)
-    if clusters is not None and len(features):
+    champion = registry.champion_model("clusters", ds, lake, cache)
+    if champion is not None and len(features):
+        clusters, run = champion.model, champion.run
         ids = clusters.assign(features)
         out["cluster_id"] = ids
         out["cluster_label"] = [clusters.labels[int(i)] for i in ids]
@@ -114,11 +115,11 @@ def customer_model_columns(
         profiles["model_version"] = run.version
         profiles = profiles[profile_columns]
 
-    clv, run = registry.champion_model("clv", ds, lake, cache)
-    if clv is not None and len(features):
-        predicted = clv.predict(features, as_of_instant(ds))
+    champion = registry.champion_model("clv", ds, lake, cache)
+    if champion is not None and len(features):
+        predicted = champion.model.predict(features, as_of_instant(ds))
         _take(out, predicted, CLV_COLUMNS)
-        out["clv_model_version"] = run.version
+        out["clv_model_version"] = champion.run.version
 
     sentiment = data.customer_sentiment()
     if sentiment is not None:
@@ -127,13 +128,13 @@ def customer_model_columns(
             out[name] = merged[name].to_numpy()
         out["sentiment_model_version"] = merged["sentiment_model_version"].to_numpy()
 
-    churn, run = registry.champion_model("churn", ds, lake, cache)
-    if churn is not None and len(features):
-        predicted = churn.predict(
+    champion = registry.champion_model("churn", ds, lake, cache)
+    if champion is not None and len(features):
+        predicted = champion.model.predict(
             churn_inputs(features, sentiment), tier_cutoffs=settings.churn_tier_cutoffs
         )
         _take(out, predicted, CHURN_COLUMNS)
-        out["churn_model_version"] = run.version
+        out["churn_model_version"] = champion.run.version
     return out, profiles
 
 

@@ -53,13 +53,11 @@ def train_model(kind: str, ds: date | datetime | str, run_id: str) -> dict[str, 
 
     # The champion to beat is the one in force before this day's training (a rerun of
     # the day must not compare a model with itself).
-    current, current_run = registry.champion_model(
-        kind, ds - timedelta(days=1), lake, settings.model_cache_dir
-    )
+    current = registry.champion_model(kind, ds - timedelta(days=1), lake, settings.model_cache_dir)
     started = time.perf_counter()
     log.info("%s: training for %s (%s)", kind, ds, why)
     try:
-        model, report = spec.train_function()(data, current, settings)
+        model, report = spec.train_function()(data, current.model if current else None, settings)
     except NotEnoughData as exc:
         log.warning("%s: not enough data to train on %s: %s", kind, ds, exc)
         return {"kind": kind, "trained": False, "reason": f"not enough data: {exc}"}
@@ -69,7 +67,7 @@ def train_model(kind: str, ds: date | datetime | str, run_id: str) -> dict[str, 
         ds,
         run_id,
         report,
-        current_run,
+        current.run if current else None,
         tolerance=settings.promotion_tolerance_for(kind),
         why=why,
     )

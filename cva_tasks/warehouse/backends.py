@@ -255,7 +255,9 @@ class PostgresWarehouse(Warehouse):
                     (as_of_date,) if as_of_date else None,
                 )
                 names = [d.name for d in cur.description]
-                values = list(zip(*cur.fetchall(), strict=True)) or [[] for _ in names]
+                values: list[tuple[Any, ...]] = list(zip(*cur.fetchall(), strict=True)) or [
+                    () for _ in names
+                ]
             arrays = []
             for name, column in zip(names, values, strict=True):
                 if name in spec.column_names:

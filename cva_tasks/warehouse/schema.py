@@ -396,16 +396,19 @@ class Migration:
     sql: SqlSource
 
     def statements(self, dialect: str) -> list[str]:
-        sql = self.sql
-        if callable(sql):
-            sql = sql(dialect)
-        elif isinstance(sql, Mapping):
-            if dialect in sql:
-                sql = sql[dialect]
-            elif "*" in sql:
-                sql = sql["*"]
+        source = self.sql
+        sql: str | Sequence[str]
+        if callable(source):
+            sql = source(dialect)
+        elif isinstance(source, Mapping):
+            if dialect in source:
+                sql = source[dialect]
+            elif "*" in source:
+                sql = source["*"]
             else:
                 raise ValueError(f"migration {self.version} has no SQL for {dialect}")
+        else:
+            sql = source
         return [sql] if isinstance(sql, str) else list(sql)
 
 

@@ -30,7 +30,7 @@ def train_for_day(
 
     model, report = train_churn(
         data.ds,
-        features_with_sentiment(data),
+        features_with_sentiment(data, settings),
         data.orders_as_of,
         horizon_days=settings.churn_horizon_days,
         champion=current,
@@ -51,7 +51,7 @@ def train_for_day(
     return model, report
 
 
-def features_with_sentiment(data: DayData) -> Callable[[date], pd.DataFrame]:
+def features_with_sentiment(data: DayData, settings: Settings) -> Callable[[date], pd.DataFrame]:
     """``features_before`` plus the sentiment roll-up as of the same instant, when a
     sentiment model exists on ``ds``.
 
@@ -61,13 +61,13 @@ def features_with_sentiment(data: DayData) -> Callable[[date], pd.DataFrame]:
     """
     from cva_tasks.models.registry import champion_model
 
-    model, _run = champion_model("sentiment", data.ds, data.lake)
-    if model is None:
+    champion = champion_model("sentiment", data.ds, data.lake, settings.model_cache_dir)
+    if champion is None:
         return data.features_before
     from cva_tasks.days import as_of_instant
     from cva_tasks.models import sentiment
 
-    scored = sentiment.score_feedback(model, data.visible("feedback"))
+    scored = sentiment.score_feedback(champion.model, data.visible("feedback"))
 
     def features_at(day: date) -> pd.DataFrame:
         instant = as_of_instant(day - timedelta(days=1))
@@ -94,14 +94,14 @@ def drift_due(data: DayData, settings: Settings) -> tuple[bool, str]:
     from cva_tasks.models.churn import drifted_features, feature_drift
     from cva_tasks.models.registry import champion_model
 
-    model, run = champion_model("churn", data.ds, data.lake)
-    if model is None:
+    champion = champion_model("churn", data.ds, data.lake, settings.model_cache_dir)
+    if champion is None:
         return False, "no churn champion to compare the features with"
     threshold = settings.churn_psi_threshold
     inputs = churn_inputs(data.features_at(data.ds), data.customer_sentiment())
-    drift = feature_drift(model, inputs)
+    drift = feature_drift(champion.model, inputs)
     figures = ", ".join(f"{name} {psi:.3f}" for name, psi in sorted(drift.items()))
-    log.info("churn feature drift against %s (PSI): %s", run.version, figures)
+    log.info("churn feature drift against %s (PSI): %s", champion.run.version, figures)
     over = drifted_features(drift, threshold)
     if over:
         return True, f"feature drift above PSI {threshold:g}: {', '.join(over)} ({figures})"
