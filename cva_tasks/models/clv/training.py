@@ -81,7 +81,8 @@ def train_clv(
         included), ``degenerate`` and ``protocol``.
 
     Raises:
-        ValueError: when ``holdout_days < 1`` or there is nothing to fit on at ``ds``.
+        NotEnoughData: when there is nothing to fit on at ``ds``.
+        ValueError: when ``holdout_days < 1``.
     """
     if holdout_days < 1:
         raise ValueError(f"holdout_days must be >= 1, got {holdout_days}")
