@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import date
+from typing import Any
 
 DEFAULT_AS_OF = "2011-06-10"
 DEFAULT_HOLDOUT_END = "2011-12-10"
@@ -77,7 +78,6 @@ def _degeneracy_check(orders, as_of, holdout, horizon_days: float) -> dict:
     from cva_tasks.models.clv import (
         BetaGeoFitter,
         LifetimeValueModel,
-        fitter_from_params,
         holdout_actuals,
         purchase_day_inputs,
         rank_auc,
@@ -88,7 +88,7 @@ def _degeneracy_check(orders, as_of, holdout, horizon_days: float) -> dict:
     active = holdout_actuals(inputs, holdout, as_of, end)["orders"].to_numpy() > 0
     x, t_x, age = (inputs[c].to_numpy(dtype=float) for c in ("x", "t_x", "T"))
     repeaters = x > 0
-    out = {"n_customers": len(inputs), "n_repeat_customers": int(repeaters.sum())}
+    out: dict[str, Any] = {"n_customers": len(inputs), "n_repeat_customers": int(repeaters.sum())}
     for policy in ("null", "penalized"):
         model = LifetimeValueModel(fallback=policy).fit_inputs(inputs, as_of)
         used = model.bgf_.probability_alive(x, t_x, age)
@@ -105,7 +105,7 @@ def _degeneracy_check(orders, as_of, holdout, horizon_days: float) -> dict:
         }
         sound = [a for a in model.fallback_["attempts"] if not a["degenerate_reasons"]]
         if sound:  # the first sound penalized fit, used or rejected: how would it rank?
-            fitter = fitter_from_params(BetaGeoFitter, sound[0]["params"])
+            fitter = BetaGeoFitter.from_params(sound[0]["params"])
             candidate = fitter.probability_alive(x, t_x, age)
             out[policy]["first_sound_penalized"] = {
                 "dropout_penalizer": sound[0]["dropout_penalizer"],
