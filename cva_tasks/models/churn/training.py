@@ -95,7 +95,7 @@ def drift_due(data: DayData, settings: Settings) -> tuple[bool, str]:
     from cva_tasks.models.registry import champion_model
 
     model, run = champion_model("churn", data.ds, data.lake)
-    if model is None:
+    if model is None or run is None:
         return False, "no churn champion to compare the features with"
     threshold = settings.churn_psi_threshold
     inputs = churn_inputs(data.features_at(data.ds), data.customer_sentiment())
