@@ -12,7 +12,7 @@ import pytest
 
 from cva_tasks.days import utc_midnight
 from cva_tasks.models import churn
-from cva_tasks.models.churn import model as churn_model
+from cva_tasks.models.churn.metrics import _auc
 from cva_tasks.settings import Settings
 
 # --------------------------------------------------------------------------- #
@@ -373,7 +373,7 @@ def test_calibrated_on_later_data_and_agrees_with_the_ground_truth(shop, trained
     # again (label 1), and the model ranks them as risky.
     gone = _truth_gone_before(shop, features, DS)
     assert gone.sum() > 50 and labels[gone].all()
-    assert churn_model._auc(gone.astype(int), scored["churn_probability"].to_numpy()) > 0.8
+    assert _auc(gone.astype(int), scored["churn_probability"].to_numpy()) > 0.8
     # The validation figures the model carries are the held-out ones, not training fit.
     assert report["windows"]["rows"]["validation"] == model.metrics["n"]
 
