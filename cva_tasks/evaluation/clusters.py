@@ -5,7 +5,7 @@ Clusters have no ground truth, so this evaluation reports what a marketer relies
 * The fit: customer features as of ``--as-of`` (events before that day 00:00 UTC,
   through the project's own source mapping and staging,
   :mod:`cva_tasks.evaluation.online_retail`), clustered by
-  :func:`cva_tasks.models.clusters.fit_clusters` with the pipeline's defaults. Printed:
+  :class:`cva_tasks.models.clusters.ClusterModel` with the pipeline's defaults. Printed:
   the silhouette of every k tried (the criterion that picks k; an in-sample internal
   measure, not a quality score), and each cluster's label, share of customers and share
   of revenue.
@@ -69,22 +69,22 @@ def command(args: argparse.Namespace) -> dict:
     from sklearn.metrics import adjusted_rand_score
 
     from cva_tasks.evaluation.online_retail import features_as_of, staged_lake
-    from cva_tasks.models.clusters import fit_clusters
+    from cva_tasks.models.clusters import ClusterModel
 
     log = logging.getLogger(__name__)
     started = time.perf_counter()
     lake = staged_lake(export=args.export)
     features = features_as_of(args.as_of, lake)
     log.info("clusters: %d customers as of %s", len(features), args.as_of)
-    model = fit_clusters(features, seed=args.seed)
+    model = ClusterModel(seed=args.seed).fit(features)
     fit_seconds = time.perf_counter() - started
     ids = model.assign(features)
 
     retrains = {}
     for days in args.retrain_days:
         earlier = args.as_of - timedelta(days=days)
-        previous = fit_clusters(features_as_of(earlier, lake), seed=args.seed)
-        matched = fit_clusters(features, seed=args.seed, previous=previous)
+        previous = ClusterModel(seed=args.seed).fit(features_as_of(earlier, lake))
+        matched = ClusterModel(seed=args.seed).fit(features, previous=previous)
         retrains[days] = {
             "previous_as_of": earlier.isoformat(),
             "previous_k": int(previous.metrics["k"]),
@@ -102,7 +102,7 @@ def command(args: argparse.Namespace) -> dict:
 
     seeds = {}
     for seed in range(args.seed + 1, args.seed + 1 + args.other_seeds):
-        other = fit_clusters(features, seed=seed)
+        other = ClusterModel(seed=seed).fit(features)
         seeds[seed] = {
             "k": int(other.metrics["k"]),
             "adjusted_rand_index": round(

@@ -14,10 +14,10 @@ def train_for_day(
     data: DayData, current: ClusterModel | None, settings: Settings
 ) -> tuple[ClusterModel, dict[str, Any]]:
     """K-Means on the day's features, matched to ``current`` so ids stay stable."""
-    from cva_tasks.models.clusters import fit_clusters
+    from cva_tasks.models.clusters import ClusterModel
 
     features = data.features_at(data.ds)
-    model = fit_clusters(features, k_range=settings.cluster_k_range, seed=0, previous=current)
+    model = ClusterModel(k_range=settings.cluster_k_range, seed=0).fit(features, previous=current)
     silhouette = model.metrics.get("silhouette")
     return model, {
         "algorithm": f"K-Means (k={model.metrics.get('k')}, chosen by silhouette)",

@@ -16,7 +16,6 @@ from cva_tasks.models.clusters import (
     MODEL_FILE,
     PROFILE_COLUMNS,
     ClusterModel,
-    fit_clusters,
     make_labels,
 )
 
@@ -88,7 +87,7 @@ DAY1 = {"loyal": 300, "lapsed_once": 200, "newcomer": 100}
 @pytest.fixture(scope="module")
 def day1() -> tuple[pd.DataFrame, ClusterModel]:
     frame = make_customers(DAY1, seed=1)
-    return frame, fit_clusters(frame, k_range=(2, 6), seed=0)
+    return frame, ClusterModel(k_range=(2, 6), seed=0).fit(frame)
 
 
 def test_three_groups_recovered(day1):
@@ -107,7 +106,7 @@ def test_three_groups_recovered(day1):
 
 def test_two_groups_recovered():
     frame = make_customers({"loyal": 150, "lapsed_once": 250}, seed=5)
-    model = fit_clusters(frame, k_range=(2, 5), seed=3)
+    model = ClusterModel(k_range=(2, 5), seed=3).fit(frame)
     assert model.metrics["k"] == 2
     assert purity(frame, model.assign(frame)) >= 0.99
 
@@ -117,10 +116,10 @@ def test_ids_stable_across_retrains(day1):
     ids1 = id_of_kind(frame1, model1.assign(frame1))
     # Day 2: other customers, other group sizes (so size order differs), other seed.
     frame2 = make_customers({"loyal": 100, "lapsed_once": 200, "newcomer": 300}, seed=2)
-    fresh = fit_clusters(frame2, k_range=(2, 6), seed=7)
+    fresh = ClusterModel(k_range=(2, 6), seed=7).fit(frame2)
     assert id_of_kind(frame2, fresh.assign(frame2)) != ids1  # raw order differs
 
-    model2 = fit_clusters(frame2, k_range=(2, 6), seed=7, previous=model1)
+    model2 = ClusterModel(k_range=(2, 6), seed=7).fit(frame2, previous=model1)
     assert id_of_kind(frame2, model2.assign(frame2)) == ids1
     assert model2.retired_ids == ()
     pairs = model2.matching["pairs"]
@@ -137,7 +136,7 @@ def test_new_group_gets_new_id_and_retired_ids_are_never_reused(day1):
 
     # Day 2: newcomers vanish, serial returners appear.
     frame2 = make_customers({"loyal": 250, "lapsed_once": 250, "returner": 150}, seed=3)
-    model2 = fit_clusters(frame2, k_range=(2, 6), seed=0, previous=model1)
+    model2 = ClusterModel(k_range=(2, 6), seed=0).fit(frame2, previous=model1)
     ids2 = id_of_kind(frame2, model2.assign(frame2))
     assert model2.metrics["k"] == 3
     assert ids2["loyal"] == ids1["loyal"]
@@ -150,7 +149,7 @@ def test_new_group_gets_new_id_and_retired_ids_are_never_reused(day1):
 
     # Day 3: newcomers come back; their old id stays retired.
     frame3 = make_customers({"loyal": 200, "lapsed_once": 200, "returner": 100, "newcomer": 200}, 4)
-    model3 = fit_clusters(frame3, k_range=(2, 6), seed=0, previous=model2)
+    model3 = ClusterModel(k_range=(2, 6), seed=0).fit(frame3, previous=model2)
     ids3 = id_of_kind(frame3, model3.assign(frame3))
     assert model3.metrics["k"] == 4
     assert {k: ids3[k] for k in ("loyal", "lapsed_once", "returner")} == {
@@ -171,7 +170,7 @@ def test_new_group_gets_new_id_and_retired_ids_are_never_reused(day1):
 
 def test_labels_readable_and_unique():
     frame = make_customers({"loyal": 200, "lapsed_once": 200, "newcomer": 150, "returner": 120}, 6)
-    model = fit_clusters(frame, k_range=(2, 6), seed=0)
+    model = ClusterModel(k_range=(2, 6), seed=0).fit(frame)
     assert model.metrics["k"] == 4
     by_kind = {k: model.labels[i] for k, i in id_of_kind(frame, model.assign(frame)).items()}
     assert by_kind["loyal"] == "frequent big spenders"
@@ -240,7 +239,7 @@ def test_nulls_imputed_by_the_stated_rule(day1):
     frame["avg_order_value"] = frame["avg_order_value"].astype(float)
     frame.loc[:9, ["avg_order_value", "return_rate"]] = np.nan
     frame.loc[:9, "frequency"] = 0  # every order cancelled: no basket value
-    model = fit_clusters(frame, k_range=(2, 6), seed=0)
+    model = ClusterModel(k_range=(2, 6), seed=0).fit(frame)
     spec_names = [spec.name for spec in CLUSTER_FEATURES]
     fills = dict(zip(spec_names, model.scaler.fill_values, strict=True))
     known = np.log1p(frame["avg_order_value"].dropna())
@@ -260,7 +259,7 @@ def test_nulls_imputed_by_the_stated_rule(day1):
 def test_save_load_round_trip(day1, tmp_path: Path):
     frame1, model1 = day1
     frame2 = make_customers({"loyal": 250, "lapsed_once": 250, "returner": 150}, seed=3)
-    model = fit_clusters(frame2, k_range=(2, 6), seed=0, previous=model1)
+    model = ClusterModel(k_range=(2, 6), seed=0).fit(frame2, previous=model1)
     model.save(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [MODEL_FILE]
     json.loads((tmp_path / MODEL_FILE).read_text())  # plain JSON, no pickle
@@ -279,8 +278,8 @@ def test_save_load_round_trip(day1, tmp_path: Path):
 
 def test_deterministic_under_a_seed():
     frame = make_customers({"loyal": 120, "lapsed_once": 80, "newcomer": 60}, seed=12)
-    first = fit_clusters(frame, k_range=(2, 4), seed=4, sample_size=100)
-    second = fit_clusters(frame, k_range=(2, 4), seed=4, sample_size=100)
+    first = ClusterModel(k_range=(2, 4), seed=4, sample_size=100).fit(frame)
+    second = ClusterModel(k_range=(2, 4), seed=4, sample_size=100).fit(frame)
     assert first.to_dict() == second.to_dict()
     assert first.metrics["silhouette_sample_size"] == 100
 
@@ -288,20 +287,20 @@ def test_deterministic_under_a_seed():
 def test_degenerate_input_is_refused():
     frame = make_customers({"loyal": 2}, seed=13)
     with pytest.raises(ValueError, match="need at least 3 customers"):
-        fit_clusters(frame, k_range=(3, 5))
+        ClusterModel(k_range=(3, 5)).fit(frame)
     same = pd.concat([make_customers({"loyal": 1}, seed=14)] * 50, ignore_index=True)
     with pytest.raises(ValueError, match="only 1 distinct customer profile"):
-        fit_clusters(same)
+        ClusterModel().fit(same)
     with pytest.raises(ValueError, match="lack column 'tenure_days'"):
-        fit_clusters(make_customers(DAY1, seed=1).drop(columns="tenure_days"))
+        ClusterModel().fit(make_customers(DAY1, seed=1).drop(columns="tenure_days"))
     with pytest.raises(ValueError, match="'recency_days' has 1 infinite"):
-        fit_clusters(make_customers(DAY1, seed=1).assign(recency_days=[np.inf] + [1.0] * 599))
+        ClusterModel().fit(make_customers(DAY1, seed=1).assign(recency_days=[np.inf] + [1.0] * 599))
     with pytest.raises(ValueError, match="must be numeric"):
-        fit_clusters(make_customers(DAY1, seed=1).assign(frequency="many"))
+        ClusterModel().fit(make_customers(DAY1, seed=1).assign(frequency="many"))
     with pytest.raises(ValueError, match="2 <= min <= max"):
-        fit_clusters(make_customers(DAY1, seed=1), k_range=(5, 3))
+        ClusterModel(k_range=(5, 3)).fit(make_customers(DAY1, seed=1))
     with pytest.raises(ValueError, match="must exceed k_range's max"):
-        fit_clusters(make_customers(DAY1, seed=1), k_range=(2, 8), sample_size=8)
+        ClusterModel(k_range=(2, 8), sample_size=8).fit(make_customers(DAY1, seed=1))
 
 
 def test_demo_shop_features(tmp_path: Path):
@@ -320,7 +319,7 @@ def test_demo_shop_features(tmp_path: Path):
     features = build_customer_features(as_of, root).to_pandas()
     assert features["avg_order_value"].isna().any()  # the case the imputation is for
 
-    model = fit_clusters(features, seed=0)
+    model = ClusterModel(seed=0).fit(features)
     assert 3 <= model.metrics["k"] <= 8
     ids = model.assign(features)
     assert set(ids.tolist()) == set(model.cluster_ids.tolist())
@@ -329,7 +328,7 @@ def test_demo_shop_features(tmp_path: Path):
     assert profiles["label"].is_unique
     # A retrain on the same customers with another seed keeps every customer's id
     # up to the few near cluster borders.
-    again = fit_clusters(features.sample(frac=1.0, random_state=1), seed=5, previous=model)
+    again = ClusterModel(seed=5).fit(features.sample(frac=1.0, random_state=1), previous=model)
     assert again.metrics["k"] == model.metrics["k"]
     assert np.mean(again.assign(features) == ids) >= 0.95
 
@@ -337,7 +336,7 @@ def test_demo_shop_features(tmp_path: Path):
 def test_new_cluster_label_never_repeats_an_inherited_one():
     from types import SimpleNamespace
 
-    from cva_tasks.models.clusters.model import _carry_labels
+    from cva_tasks.models.clusters.labels import _carry_labels
 
     previous = SimpleNamespace(labels={0: "lapsed customers", 1: "frequent big spenders"})
     matching = {"pairs": [{"cluster_id": 0}, {"cluster_id": 2}]}

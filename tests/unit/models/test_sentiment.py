@@ -14,11 +14,10 @@ from cva_tasks.models.sentiment import (
     SentimentModel,
     complaint_topics,
     customer_sentiment_features,
-    fit_sentiment_model,
     ratings_to_labels,
     train_sentiment,
 )
-from cva_tasks.models.sentiment import model as sentiment_model
+from cva_tasks.models.sentiment import texts as sentiment_texts
 from cva_tasks.settings import Settings
 
 # Hand-written, not taken from the demo shop's templates: each sentence turns on a
@@ -86,7 +85,7 @@ def test_training_is_measured_out_of_time_and_beats_vader(trained, shop_feedback
 def test_out_of_time_split_holds_out_the_latest_rows() -> None:
     labels = np.array([0.0, 1.0] * 10)
     order = np.arange(20)[::-1]  # row 0 is the latest
-    keep, held = sentiment_model._split_index(
+    keep, held = sentiment_texts._split_index(
         20, labels, 0.2, seed=0, order=order, what="validation"
     )
     assert sorted(held.tolist()) == [0, 1, 2, 3]
@@ -219,8 +218,8 @@ def test_training_is_deterministic_under_a_seed(shop_feedback) -> None:
     texts, y = fb["comment"][rated].tolist(), labels[rated]
     hp = {"max_epochs": 1}
     probe = ["Delivery was late again", "Lovely fabric", "not worth the money"]
-    first = fit_sentiment_model(texts, y, seed=5, hyperparameters=hp).predict_proba(probe)
-    second = fit_sentiment_model(texts, y, seed=5, hyperparameters=hp).predict_proba(probe)
+    first = SentimentModel(seed=5, hyperparameters=hp).fit(texts, y).predict_proba(probe)
+    second = SentimentModel(seed=5, hyperparameters=hp).fit(texts, y).predict_proba(probe)
     np.testing.assert_array_equal(first, second)
 
 
@@ -235,9 +234,9 @@ def test_bad_training_input_is_named() -> None:
     with pytest.raises(ValueError, match="at least 10 of each"):
         train_sentiment(["good"] * 30 + ["bad"] * 3, [5] * 30 + [1] * 3)
     with pytest.raises(ValueError, match="unknown hyperparameter"):
-        fit_sentiment_model(["a", "b"], [0, 1], hyperparameters={"epochs": 3})
+        SentimentModel(hyperparameters={"epochs": 3}).fit(["a", "b"], [0, 1])
     with pytest.raises(ValueError, match="architecture 'gpt'"):
-        fit_sentiment_model(["a", "b"], [0, 1], hyperparameters={"architecture": "gpt"})
+        SentimentModel(hyperparameters={"architecture": "gpt"}).fit(["a", "b"], [0, 1])
 
 
 def _scored(rows: list[tuple]) -> pd.DataFrame:
