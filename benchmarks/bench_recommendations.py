@@ -12,12 +12,14 @@
 
    * ``baseline``: the popularity baseline (last-30-days bestsellers, what a marketer
      would send) fitted and scored for every customer through the same
-     :func:`~cva_tasks.models.recommend.recommend` (top 10 + buy-again);
+     :meth:`~cva_tasks.models.recommend.Recommender.predict_chunks` (top 10 +
+     buy-again);
    * ``pipeline``: what the pipeline does: :func:`~cva_tasks.models.recommend.
      train_recommenders` (every candidate fitted before a 30-day validation window and
      scored on it, the best refitted on all data), then the top 10 and buy-again
      lists of every customer from the chosen model, streamed chunk by chunk into
-     Parquet (:func:`~cva_tasks.models.recommend.iter_recommendations`).
+     Parquet (:meth:`~cva_tasks.models.recommend.Recommender.predict_chunks`, the
+     path of :meth:`~cva_tasks.models.recommend.Recommender.predict`).
 
 What is measured, per child (see :mod:`benchmarks._measure`): wall time of each phase
 (reading the Parquet inputs, training, scoring every customer with the chunks streamed
@@ -215,8 +217,8 @@ def _child(mode: str, folder: str, as_of: str, model_seed: int, result: str) -> 
     mark = time.perf_counter()
     report: dict[str, Any] = {}
     if mode == "baseline":
-        model = rec.fit_recommender(
-            interactions, items, customers, as_of_stamp, "bestsellers_recent", seed=model_seed
+        model = rec.Recommender("bestsellers_recent", seed=model_seed).fit(
+            interactions, items, customers, as_of_stamp
         )
     elif mode == "pipeline":
         model, report = rec.train_recommenders(
@@ -234,8 +236,7 @@ def _child(mode: str, folder: str, as_of: str, model_seed: int, result: str) -> 
     out = Path(folder) / f"recommendations-{mode}.parquet"
     rows, per_list, with_next_best = 0, dict.fromkeys(rec.LISTS, 0), 0
     writer = None
-    for chunk in rec.iter_recommendations(
-        model,
+    for chunk in model.predict_chunks(
         customers["customer_id"],
         interactions,
         k=10,

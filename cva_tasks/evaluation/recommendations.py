@@ -159,15 +159,8 @@ def command(args: argparse.Namespace) -> dict[str, Any]:
     rows: dict[str, dict[str, Any]] = {}
     for row, name, model_params, options in variants:
         fit_started = time.perf_counter()
-        model = rec.fit_recommender(
-            interactions,
-            items,
-            customers,
-            split,
-            name,
-            seed=args.seed,
-            model_params=model_params,
-            **options,
+        model = rec.Recommender(name, seed=args.seed, model_params=model_params, **options).fit(
+            interactions, items, customers, split
         )
         fit_seconds = time.perf_counter() - fit_started
         score_started = time.perf_counter()

@@ -24,7 +24,6 @@ def recommend(ds: date | datetime | str) -> dict[str, Any]:
     ``scores/customer_recommendations/ds=...`` (one row per customer, list and rank).
     Without a champion the day's partition is removed.
     """
-    from cva_tasks.models.recommend import recommend as recommend_for
     from cva_tasks.models.recommend.training import recommender_inputs
     from cva_tasks.segments.rfm import load_rules
     from cva_tasks.warehouse.schema import TABLES
@@ -44,8 +43,7 @@ def recommend(ds: date | datetime | str) -> dict[str, Any]:
     features = data.features_at(ds)
     active = features.loc[features["recency_days"] <= settings.recommend_active_days, "customer_id"]
     started = time.perf_counter()
-    rows = recommend_for(
-        model,
+    rows = model.predict(
         active.to_numpy(),
         interactions,
         customers=customers,

@@ -38,7 +38,7 @@ def train_for_day(
     data: DayData, current: Recommender | None, settings: Settings
 ) -> tuple[Recommender, dict[str, Any]]:
     """Validate every candidate on the last 30 days, refit the best on everything."""
-    from cva_tasks.models.recommend import train_recommenders
+    from cva_tasks.models.recommend.selection import train_recommenders
     from cva_tasks.segments.rfm import load_rules
 
     interactions, items, customers = recommender_inputs(data, load_rules(settings.rfm_rules))

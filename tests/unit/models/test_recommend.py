@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from cva_tasks.models import recommend as rec
+from cva_tasks.models.recommend.ranking import top_k
 
 AS_OF = pd.Timestamp("2024-07-01", tz="UTC")
 NAMES = {
@@ -64,16 +65,12 @@ def checkerboard() -> tuple[pd.DataFrame, pd.DataFrame]:
 def fit(name: str, interactions=None, customers=None, **options) -> rec.Recommender:
     if interactions is None:
         interactions, customers = checkerboard()
-    return rec.fit_recommender(
-        interactions,
-        ITEMS,
-        customers,
-        AS_OF,
+    return rec.Recommender(
         name,
         seed=3,
         model_params=PARAMS.get(name),
         **{"min_items": 1, "min_group_customers": 5, "recent_window_days": 30, **options},
-    )
+    ).fit(interactions, ITEMS, customers, AS_OF)
 
 
 def next_best(frame: pd.DataFrame, customer: str) -> list[str]:
@@ -90,7 +87,7 @@ def next_best(frame: pd.DataFrame, customer: str) -> list[str]:
 def test_checkerboard_recommends_the_co_purchased_item(name):
     interactions, _ = checkerboard()
     model = fit(name)
-    out = rec.recommend(model, ["new_a", "new_c"], interactions, k=2, as_of=AS_OF)
+    out = model.predict(["new_a", "new_c"], interactions, k=2, as_of=AS_OF)
     # The bestsellers would say C, D; collaborative filtering knows A goes with B.
     assert next_best(out, "new_a")[0] == "B"
     assert next_best(out, "new_c")[0] == "D"
@@ -103,7 +100,7 @@ def test_checkerboard_recommends_the_co_purchased_item(name):
 def test_bestsellers_recommend_what_sells_most_not_what_goes_together():
     interactions, _ = checkerboard()
     model = fit("bestsellers_recent")
-    out = rec.recommend(model, ["new_a"], interactions, k=2, as_of=AS_OF)
+    out = model.predict(["new_a"], interactions, k=2, as_of=AS_OF)
     assert next_best(out, "new_a") == ["C", "D"]  # 31 and 30 buyers against B's 20
     assert set(out.loc[out["list"] == rec.NEXT_BEST, "reason"]) == {
         "bestseller in the last 30 days"
@@ -118,14 +115,14 @@ def test_bought_items_are_excluded_unless_asked(name):
     interactions, _ = checkerboard()
     model = fit(name)
     customers = ["new_a", "new_c", "ab00", "cd05"]
-    out = rec.recommend(model, customers, interactions, k=5, as_of=AS_OF, buy_again_k=0)
+    out = model.predict(customers, interactions, k=5, as_of=AS_OF, buy_again_k=0)
     bought = interactions.groupby("customer_id")["item_id"].agg(set)
     for customer in customers:
         listed = next_best(out, customer)
         assert listed, customer
         assert not set(listed) & bought[customer], (customer, listed)
-    kept = rec.recommend(
-        model, ["new_a"], interactions, k=5, exclude_bought=False, as_of=AS_OF, buy_again_k=0
+    kept = model.predict(
+        ["new_a"], interactions, k=5, exclude_bought=False, as_of=AS_OF, buy_again_k=0
     )
     assert "A" in next_best(kept, "new_a")
     assert len(next_best(kept, "new_a")) == 5  # the whole catalogue, A included
@@ -134,7 +131,7 @@ def test_bought_items_are_excluded_unless_asked(name):
 def test_short_lists_are_filled_with_recent_bestsellers_and_say_so():
     interactions, _ = checkerboard()
     model = fit("item_cf", trend_weight=0.0)
-    out = rec.recommend(model, ["new_a"], interactions, k=4, as_of=AS_OF, buy_again_k=0)
+    out = model.predict(["new_a"], interactions, k=4, as_of=AS_OF, buy_again_k=0)
     rows = out.sort_values("rank")
     # Only B co-occurs with A; the other three slots are the 30-day bestsellers.
     assert rows["item_id"].tolist()[0] == "B"
@@ -166,7 +163,7 @@ def test_cold_start_uses_segment_then_country_then_everybody():
     everybody.loc[everybody["customer_id"] == "e0", "country"] = "Iceland"  # 1 buyer < 5
     model = fit("item_cf", interactions, everybody)
     ids = ["fr", "champ", "nowhere", "tiny"]
-    out = rec.recommend(model, ids, interactions, k=2, as_of=AS_OF, customers=everybody)
+    out = model.predict(ids, interactions, k=2, as_of=AS_OF, customers=everybody)
     assert next_best(out, "fr") == ["C", "D"]
     assert sorted(next_best(out, "champ")) == ["A", "B"]
     assert next_best(out, "nowhere") == ["C", "D"]  # global: 31 and 30 buyers
@@ -186,7 +183,7 @@ def test_cold_start_uses_segment_then_country_then_everybody():
 def test_customers_with_too_few_items_are_cold_and_keep_exclusion():
     interactions, _ = checkerboard()
     model = fit("item_cf", min_items=2)
-    out = rec.recommend(model, ["new_a", "ab00"], interactions, k=2, as_of=AS_OF)
+    out = model.predict(["new_a", "ab00"], interactions, k=2, as_of=AS_OF)
     # new_a bought one distinct item (twice): cold start, UK bestsellers without A.
     assert next_best(out, "new_a") == ["B", "E"]
     assert out.loc[(out["customer_id"] == "new_a") & (out["list"] == "next_best"), "model"].iloc[
@@ -201,7 +198,7 @@ def test_customers_with_too_few_items_are_cold_and_keep_exclusion():
 def test_fitted_groups_serve_when_no_customer_frame_is_given():
     interactions, customers = checkerboard()
     model = fit("als", interactions, customers)
-    frame_given = rec.recommend(model, ["cd00"], interactions.iloc[:0], k=2, as_of=AS_OF)
+    frame_given = model.predict(["cd00"], interactions.iloc[:0], k=2, as_of=AS_OF)
     assert next_best(frame_given, "cd00") == ["C", "D"]  # France's, from the fit
     assert frame_given["model"].iloc[0] == "bestsellers_recent/country"
 
@@ -224,7 +221,7 @@ def test_buy_again_lists_repeated_items_by_frequency_and_recency():
     ]
     interactions = _lines(rows)
     model = fit("bestsellers_recent", interactions, None)
-    out = rec.recommend(model, ["x", "y"], interactions, k=0, as_of=AS_OF)
+    out = model.predict(["x", "y"], interactions, k=0, as_of=AS_OF)
     again = out[out["list"] == rec.BUY_AGAIN]
     assert again["customer_id"].tolist() == ["x", "x"]
     # B: 2 recent days outweigh A's 3 older days under a 90-day half-life.
@@ -237,11 +234,11 @@ def test_buy_again_lists_repeated_items_by_frequency_and_recency():
     assert set(again["model"]) == {"buy_again"}
     expected_b = 2 ** (-11 / 90) + 2 ** (-6 / 90)
     assert again["score"].iloc[0] == pytest.approx(expected_b)
-    assert rec.recommend(model, ["x"], interactions, k=0, as_of=AS_OF, buy_again_k=0).empty
+    assert model.predict(["x"], interactions, k=0, as_of=AS_OF, buy_again_k=0).empty
     strict = fit(
         "bestsellers_recent", interactions, None, buy_again=rec.BuyAgain(k=5, min_purchases=3)
     )
-    assert rec.recommend(strict, ["x"], interactions, k=0, as_of=AS_OF)["item_id"].tolist() == ["A"]
+    assert strict.predict(["x"], interactions, k=0, as_of=AS_OF)["item_id"].tolist() == ["A"]
 
 
 # --------------------------------------------------------------------------- #
@@ -259,13 +256,13 @@ def test_same_seed_same_model_and_lists(name):
     interactions, customers = checkerboard()
     ids = interactions["customer_id"].unique()
     first, second = fit(name), fit(name)
-    a = rec.recommend(first, ids, interactions, as_of=AS_OF)
-    b = rec.recommend(second, ids, interactions, as_of=AS_OF)
+    a = first.predict(ids, interactions, as_of=AS_OF)
+    b = second.predict(ids, interactions, as_of=AS_OF)
     pd.testing.assert_frame_equal(a, b)
     if name == "als":
         np.testing.assert_array_equal(first.next_best.item_factors_, second.next_best.item_factors_)
-        other = rec.fit_recommender(
-            interactions, ITEMS, customers, AS_OF, "als", seed=4, model_params=PARAMS["als"]
+        other = rec.Recommender("als", seed=4, model_params=PARAMS["als"]).fit(
+            interactions, ITEMS, customers, AS_OF
         )
         assert not np.array_equal(first.next_best.item_factors_, other.next_best.item_factors_)
 
@@ -295,8 +292,8 @@ def test_save_load_round_trip(name, tmp_path):
     assert loaded.params == model.params
     assert loaded.metrics == model.metrics
     ids = [*interactions["customer_id"].unique(), "stranger"]
-    before = rec.recommend(model, ids, interactions, as_of=AS_OF)
-    after = rec.recommend(loaded, ids, interactions, as_of=AS_OF)
+    before = model.predict(ids, interactions, as_of=AS_OF)
+    after = loaded.predict(ids, interactions, as_of=AS_OF)
     pd.testing.assert_frame_equal(before, after)
 
 
@@ -309,16 +306,15 @@ def test_integer_ids_survive_a_round_trip(tmp_path):
         item_id=interactions["item_id"].map(item_codes).astype("int64"),
     )
     items = ITEMS.assign(item_id=ITEMS["item_id"].map(item_codes).astype("int64"))
-    model = rec.fit_recommender(
+    model = rec.Recommender(min_items=1).fit(
         numeric,
         items,
         customers.assign(customer_id=customers["customer_id"].map(codes)),
         AS_OF,
-        min_items=1,
     )
     model.save(tmp_path)
     loaded = rec.Recommender.load(tmp_path)
-    out = rec.recommend(loaded, [codes["new_a"]], numeric, k=1, as_of=AS_OF)
+    out = loaded.predict([codes["new_a"]], numeric, k=1, as_of=AS_OF)
     assert out["item_id"].dtype == np.int64 and out["customer_id"].dtype == np.int64
     assert out["item_id"].iloc[0] == item_codes["B"]
 
@@ -333,15 +329,15 @@ def test_chunks_give_the_same_lists(name):
     interactions, _ = checkerboard()
     model = fit(name)
     ids = interactions["customer_id"].unique()
-    whole = rec.recommend(model, ids, interactions, as_of=AS_OF)
-    chunked = rec.recommend(model, ids, interactions, as_of=AS_OF, chunk_customers=7)
+    whole = model.predict(ids, interactions, as_of=AS_OF)
+    chunked = model.predict(ids, interactions, as_of=AS_OF, chunk_customers=7)
     pd.testing.assert_frame_equal(whole, chunked)
-    assert len(list(rec.iter_recommendations(model, ids, interactions, chunk_customers=7))) == 9
+    assert len(list(model.predict_chunks(ids, interactions, chunk_customers=7))) == 9
 
 
 def test_output_columns_grain_and_order():
     interactions, _ = checkerboard()
-    out = rec.recommend(fit("item_cf"), ["new_c", "new_a", "nobody"], interactions, as_of=AS_OF)
+    out = fit("item_cf").predict(["new_c", "new_a", "nobody"], interactions, as_of=AS_OF)
     assert tuple(out.columns) == rec.OUTPUT_COLUMNS
     assert not out.duplicated(["customer_id", "list", "rank"]).any()
     assert list(dict.fromkeys(out["customer_id"])) == ["new_c", "new_a", "nobody"]
@@ -354,7 +350,7 @@ def test_output_columns_grain_and_order():
 
 def test_top_k_breaks_ties_by_item_and_pads():
     scores = np.array([[1.0, 3.0, 3.0, -np.inf], [0.5, -np.inf, -np.inf, -np.inf]], np.float32)
-    items, values = rec.top_k(scores, 3)
+    items, values = top_k(scores, 3)
     assert items.tolist() == [[1, 2, 0], [0, -1, -1]]
     assert values[0].tolist() == [3.0, 3.0, 1.0]
 
@@ -474,23 +470,23 @@ def test_fit_ignores_lines_at_or_after_as_of():
 def test_bad_interactions_are_named(change, message):
     interactions, customers = checkerboard()
     with pytest.raises(ValueError, match=message):
-        rec.fit_recommender(change(interactions), ITEMS, customers, AS_OF)
+        rec.Recommender().fit(change(interactions), ITEMS, customers, AS_OF)
 
 
 def test_other_bad_input_is_named():
     interactions, customers = checkerboard()
     with pytest.raises(ValueError, match="missing from items"):
-        rec.fit_recommender(interactions, ITEMS[ITEMS["item_id"] != "E"], customers, AS_OF)
+        rec.Recommender().fit(interactions, ITEMS[ITEMS["item_id"] != "E"], customers, AS_OF)
     with pytest.raises(ValueError, match=r"customers\.customer_id must be unique"):
-        rec.fit_recommender(interactions, ITEMS, pd.concat([customers, customers]), AS_OF)
+        rec.Recommender().fit(interactions, ITEMS, pd.concat([customers, customers]), AS_OF)
     with pytest.raises(ValueError, match="as_of must be timezone-aware"):
-        rec.fit_recommender(interactions, ITEMS, customers, pd.Timestamp("2024-07-01"))
+        rec.Recommender().fit(interactions, ITEMS, customers, pd.Timestamp("2024-07-01"))
     with pytest.raises(ValueError, match="no interaction before as_of"):
-        rec.fit_recommender(interactions, ITEMS, customers, pd.Timestamp("2000-01-01", tz="UTC"))
+        rec.Recommender().fit(interactions, ITEMS, customers, pd.Timestamp("2000-01-01", tz="UTC"))
     with pytest.raises(ValueError, match="unknown recommender 'svd'"):
-        rec.fit_recommender(interactions, ITEMS, customers, AS_OF, "svd")
+        rec.Recommender("svd").fit(interactions, ITEMS, customers, AS_OF)
     model = fit("item_cf")
     with pytest.raises(ValueError, match="customer_ids must be unique"):
-        rec.recommend(model, ["new_a", "new_a"], interactions)
+        model.predict(["new_a", "new_a"], interactions)
     with pytest.raises(ValueError, match="half_life_days must be positive"):
         rec.Weighting(half_life_days=0)
