@@ -93,7 +93,8 @@ def command(args: argparse.Namespace) -> dict:
     from sqlalchemy.engine import make_url
 
     from cva_tasks.warehouse.backends import PostgresWarehouse
-    from cva_tasks.warehouse.schema import TABLES, sample_rows
+    from cva_tasks.warehouse.sample import sample_rows
+    from cva_tasks.warehouse.schema import TABLES
 
     spec = TABLES["customer_scores"]
     n = args.rows

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cva_tasks.quality.gx_runner import _project_config
+from cva_tasks.quality.context import _project_config
 
 logger = logging.getLogger(__name__)
 

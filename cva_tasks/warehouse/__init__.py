@@ -3,7 +3,7 @@
 ``get_warehouse()`` picks the backend from connection ``cva_warehouse``
 (PostgreSQL, or the embedded DuckDB file when it is not defined);
 ``replace_partition`` swaps one day of a table atomically; ``migrate`` brings the
-schema forward. Tables and migrations are declared in ``schema.py``.
+schema forward. Tables are declared in ``schema.py``, migrations in ``migrations.py``.
 """
 
 from cva_tasks.warehouse.backends import (
@@ -16,7 +16,8 @@ from cva_tasks.warehouse.backends import (
     get_warehouse,
 )
 from cva_tasks.warehouse.load import RowsError
-from cva_tasks.warehouse.schema import MIGRATIONS, TABLES, Column, Migration, TableSpec, migrate
+from cva_tasks.warehouse.migrations import MIGRATIONS, Migration, migrate
+from cva_tasks.warehouse.schema import TABLES, Column, TableSpec
 
 __all__ = [
     "DEFAULT_CONN_ID",

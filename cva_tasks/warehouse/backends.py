@@ -12,7 +12,7 @@ The connection id (default ``cva_warehouse``) decides, through
 
 Both give the same semantics: :meth:`Warehouse.replace_partition` swaps one day
 of a table atomically, and :meth:`Warehouse.migrate` brings the schema forward
-(see ``schema.py``).
+(see ``migrations.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 from cva_tasks import connections
 from cva_tasks.settings import Settings
 from cva_tasks.warehouse import load, schema
-from cva_tasks.warehouse.schema import Migration, TableSpec
+from cva_tasks.warehouse.migrations import MIGRATIONS_TABLE_SQL, Migration, migrate
+from cva_tasks.warehouse.schema import TableSpec
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -88,8 +89,8 @@ class Warehouse(ABC):
             ) from None
 
     def migrate(self, migrations: Sequence[Migration] | None = None) -> list[int]:
-        """Apply pending migrations (see :func:`schema.migrate`); returns the versions applied."""
-        applied = schema.migrate(self, migrations)
+        """Apply pending migrations (:func:`migrations.migrate`); returns the versions applied."""
+        applied = migrate(self, migrations)
         self._migrated = True
         return applied
 
@@ -132,7 +133,7 @@ class Warehouse(ABC):
     def read_table(self, table_name: str, as_of_date: date | None = None) -> pa.Table:
         """Rows of a table (all columns the table has), one day or all, in key order."""
 
-    # What schema.migrate needs.
+    # What migrations.migrate needs.
     @abstractmethod
     def ensure_migrations_table(self) -> None: ...
 
@@ -255,8 +256,8 @@ class PostgresWarehouse(Warehouse):
                     (as_of_date,) if as_of_date else None,
                 )
                 names = [d.name for d in cur.description]
-                values: list[tuple[Any, ...]] = list(zip(*cur.fetchall(), strict=True)) or [
-                    () for _ in names
+                values: list[Sequence[Any]] = list(zip(*cur.fetchall(), strict=True)) or [
+                    [] for _ in names
                 ]
             arrays = []
             for name, column in zip(names, values, strict=True):
@@ -275,7 +276,7 @@ class PostgresWarehouse(Warehouse):
                 cur.execute(
                     "SELECT pg_advisory_xact_lock(hashtext('cva_migrate:' || current_schema()))"
                 )
-                cur.execute(schema.MIGRATIONS_TABLE_SQL)
+                cur.execute(MIGRATIONS_TABLE_SQL)
             conn.commit()
 
         self._run("creating schema_migrations", create)
@@ -391,7 +392,7 @@ class EmbeddedWarehouse(Warehouse):
         return self._run(read)
 
     def ensure_migrations_table(self) -> None:
-        self._run(lambda con: con.execute(schema.MIGRATIONS_TABLE_SQL))
+        self._run(lambda con: con.execute(MIGRATIONS_TABLE_SQL))
 
     def applied_versions(self) -> list[int]:
         return self._run(

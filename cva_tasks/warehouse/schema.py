@@ -1,20 +1,16 @@
-"""The warehouse's tables, declared once, and the migrations that build them.
+"""The warehouse's tables, declared once.
 
 A table is a :class:`TableSpec`: its columns (with the migration that added each
 one), its key and the column that partitions it by day. The same spec gives the
 DDL, the staging table and the Arrow schema the loader checks rows against, so
-the two can never drift apart.
-
-Migrations are an ordered list of :class:`Migration` (version, description, SQL).
-:func:`migrate` records each applied version in ``schema_migrations`` and applies
-only the pending ones, in order, each in its own transaction: an existing
-warehouse is brought forward, never dropped and recreated.
+the two can never drift apart. The migrations that build the tables are in
+:mod:`cva_tasks.warehouse.migrations`.
 
 Adding a column in a later issue is two lines::
 
-    # at the end of customer_scores' columns (ALTER TABLE ADD COLUMN appends)
+    # at the end of customer_scores' columns here (ALTER TABLE ADD COLUMN appends)
     Column("cluster", "SMALLINT", since=2),
-    # at the end of MIGRATIONS
+    # at the end of MIGRATIONS in migrations.py
     Migration(2, "customer_scores.cluster", add_columns("customer_scores", "cluster")),
 
 A fresh warehouse then runs migration 1 (which creates only the columns with
@@ -24,17 +20,13 @@ migration 2 alone, so both end with the same table.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
-
-log = logging.getLogger(__name__)
 
 DIALECTS = ("postgres", "duckdb")
 
@@ -371,254 +363,3 @@ TABLES: dict[str, TableSpec] = {
         DQ_RESULTS,
     )
 }
-
-
-# --- migrations ------------------------------------------------------------------
-
-SqlSource = str | Mapping[str, str | Sequence[str]] | Callable[[str], str | Sequence[str]]
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One step of the warehouse schema.
-
-    Attributes:
-        version: position in the history; versions are applied in increasing order.
-        description: what the step does, stored in ``schema_migrations``.
-        sql: portable SQL (a string or list of statements), or a mapping
-            ``dialect -> SQL`` (key ``"*"`` for the rest), or a callable taking the
-            dialect name and returning SQL. Several statements are given as a list
-            (SQL text is never split on ``;``).
-    """
-
-    version: int
-    description: str
-    sql: SqlSource
-
-    def statements(self, dialect: str) -> list[str]:
-        source = self.sql
-        sql: str | Sequence[str]
-        if callable(source):
-            sql = source(dialect)
-        elif isinstance(source, Mapping):
-            if dialect in source:
-                sql = source[dialect]
-            elif "*" in source:
-                sql = source["*"]
-            else:
-                raise ValueError(f"migration {self.version} has no SQL for {dialect}")
-        else:
-            sql = source
-        return [sql] if isinstance(sql, str) else list(sql)
-
-
-def create_table(table: str, version: int = 1) -> Callable[[str], list[str]]:
-    """SQL of a migration creating ``table`` with the columns it has at ``version``.
-
-    Resolved when the migration runs (not at import), so the spec can still gain
-    columns with a later ``since`` without changing what this step creates.
-    """
-    return lambda dialect: [TABLES[table].create_sql(version, dialect)]
-
-
-def add_columns(table: str, *columns: str) -> Callable[[str], list[str]]:
-    """SQL of a migration adding spec columns ``columns`` to ``table``."""
-
-    def statements(dialect: str) -> list[str]:
-        spec = TABLES[table]
-        out = []
-        for name in columns:
-            col = spec.column(name)
-            # NOT NULL without a default cannot be added to a table with rows; a later
-            # issue that needs it adds a default in its own migration SQL instead.
-            out.append(f"ALTER TABLE {table} ADD COLUMN {col.name} {col.type}")
-        return out
-
-    return statements
-
-
-MIGRATIONS: list[Migration] = [
-    Migration(1, "customer_scores v1: RFM scores and segment", create_table("customer_scores")),
-    Migration(
-        2,
-        "customer_scores v2: cluster, lifetime value, churn risk, feedback sentiment",
-        add_columns("customer_scores", *SCORE_COLUMNS_V2),
-    ),
-    Migration(3, "segment_profiles", create_table("segment_profiles")),
-    Migration(4, "model_runs", create_table("model_runs")),
-    Migration(5, "customer_recommendations", create_table("customer_recommendations")),
-    Migration(6, "feedback_sentiment", create_table("feedback_sentiment")),
-    Migration(7, "feedback_topics", create_table("feedback_topics")),
-    Migration(8, "dq_results", create_table("dq_results")),
-]
-
-MIGRATIONS_TABLE_SQL = (
-    "CREATE TABLE IF NOT EXISTS schema_migrations (\n"
-    "    version INTEGER PRIMARY KEY,\n"
-    "    description TEXT NOT NULL,\n"
-    "    applied_at TIMESTAMPTZ NOT NULL\n"
-    ")"
-)
-
-
-class MigratingBackend(Protocol):
-    """What :func:`migrate` needs from a backend (see ``backends.py``)."""
-
-    dialect: str
-
-    def ensure_migrations_table(self) -> None: ...
-
-    def applied_versions(self) -> list[int]: ...
-
-    def apply_migration(self, version: int, description: str, statements: list[str]) -> bool: ...
-
-
-def check_migrations(migrations: Sequence[Migration]) -> None:
-    versions = [m.version for m in migrations]
-    if versions != sorted(set(versions)):
-        raise ValueError(f"migration versions must be unique and increasing: {versions}")
-
-
-def migrate(backend: MigratingBackend, migrations: Sequence[Migration] | None = None) -> list[int]:
-    """Apply the pending migrations in order, each in its own transaction.
-
-    Idempotent: a version already in ``schema_migrations`` is skipped, so running
-    it twice (or from two processes at once) applies every step exactly once.
-
-    Args:
-        backend: a warehouse backend.
-        migrations: the history to apply; default :data:`MIGRATIONS`.
-
-    Returns:
-        The versions this call applied (empty when the warehouse was current).
-
-    Raises:
-        ValueError: when a pending version is lower than one already applied (the
-            history was edited instead of appended to).
-    """
-    migrations = MIGRATIONS if migrations is None else migrations
-    check_migrations(migrations)
-    backend.ensure_migrations_table()
-    applied = set(backend.applied_versions())
-    pending = [m for m in migrations if m.version not in applied]
-    if pending and applied and pending[0].version < max(applied):
-        raise ValueError(
-            f"migration {pending[0].version} is pending but {max(applied)} is already applied: "
-            "append new migrations with higher versions instead of inserting them"
-        )
-    unknown = applied - {m.version for m in migrations}
-    if unknown:
-        log.warning("warehouse has migrations this code does not know: %s", sorted(unknown))
-    done = []
-    for migration in pending:
-        statements = migration.statements(backend.dialect)
-        if backend.apply_migration(migration.version, migration.description, statements):
-            log.info("applied migration %d: %s", migration.version, migration.description)
-            done.append(migration.version)
-    return done
-
-
-# --- sample rows -----------------------------------------------------------------
-
-_COUNTRIES = (
-    ("United Kingdom", 0.55),
-    ("Germany", 0.1),
-    ("France", 0.09),
-    ("Netherlands", 0.05),
-    ("Spain", 0.05),
-    ("Italy", 0.04),
-    ("Belgium", 0.03),
-    ("Switzerland", 0.03),
-    ("Portugal", 0.02),
-    ("Sweden", 0.02),
-    ("Ireland", 0.02),
-)
-
-
-def _segment(r, f, m):
-    import numpy as np
-
-    conditions = [
-        (r >= 4) & (f >= 4) & (m >= 4),
-        (r >= 3) & (f >= 3),
-        (r >= 4) & (f <= 2),
-        (r <= 2) & (f >= 3),
-        (r <= 2) & (f <= 2),
-    ]
-    names = ["Champions", "Loyal", "New", "At risk", "Hibernating"]
-    return np.select(conditions, names, default="Needs attention")
-
-
-def sample_rows(spec: TableSpec, as_of_date: date, n: int, seed: int = 0) -> pa.Table:
-    """Deterministic, realistic rows of ``spec`` for one day (tests, benchmarks).
-
-    customer_scores columns get consistent RFM values (recency, frequency and
-    spend drawn from skewed distributions, scores as quintiles, segment from the
-    scores, about 1% unknown countries); any other column gets a plain value of
-    its type, so a spec extended by a later migration still gets rows.
-
-    Returns:
-        An Arrow table with ``spec``'s input columns (no run_id/loaded_at); grain
-        and key as the spec, ``customer_id`` values ``C0000000``, ``C0000001``, ...
-    """
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    rng = np.random.default_rng(seed)
-    idx = np.arange(n)
-    recency = np.round(rng.exponential(60.0, n), 3)
-    frequency = np.maximum(1, rng.geometric(0.25, n)).astype(np.int32)
-    avg = np.round(rng.lognormal(3.5, 0.6, n), 2)
-    monetary = np.round(avg * frequency, 2)
-    tenure = np.round(recency + rng.exponential(300.0, n), 3)
-    spend_90d = np.round(np.where(recency < 90, monetary * rng.uniform(0.1, 0.6, n), 0.0), 2)
-
-    def quintile(values: np.ndarray, higher_is_better: bool) -> np.ndarray:
-        ranks = values.argsort(kind="stable").argsort(kind="stable")
-        score = 1 + (ranks * 5) // max(n, 1)
-        return (score if higher_is_better else 6 - score).astype(np.int16)
-
-    r, f, m = quintile(recency, False), quintile(frequency, True), quintile(monetary, True)
-    names, weights = zip(*_COUNTRIES, strict=True)
-    countries = rng.choice(np.array(names, dtype=object), n, p=np.array(weights) / sum(weights))
-    midnight = datetime.combine(as_of_date, time(), tzinfo=UTC)
-    last_order = (
-        np.datetime64(midnight.replace(tzinfo=None), "us")
-        - (recency * 86400e6).astype("timedelta64[us]")
-    ).astype("datetime64[us]")
-    known = {
-        "as_of_date": pa.array(np.full(n, np.datetime64(as_of_date, "D"))),
-        "customer_id": pc.binary_join_element_wise(
-            "C", pc.utf8_lpad(pa.array(idx).cast(pa.string()), 7, "0"), ""
-        ),
-        "country": pa.array(countries, pa.string(), mask=rng.random(n) < 0.01),
-        "recency_days": pa.array(recency),
-        "frequency": pa.array(frequency),
-        "monetary_value": pa.array(monetary),
-        "avg_order_value": pa.array(avg),
-        "tenure_days": pa.array(tenure),
-        "spend_90d": pa.array(spend_90d),
-        "last_order_at": pa.array(last_order, pa.timestamp("us", tz="UTC")),
-        "r_score": pa.array(r),
-        "f_score": pa.array(f),
-        "m_score": pa.array(m),
-        "rfm_cell": pa.array(r * 100 + f * 10 + m).cast(pa.string()),
-        "segment": pa.array(_segment(r, f, m).astype(object), pa.string()),
-    }
-    plain = {
-        "DATE": lambda: pa.array(np.full(n, np.datetime64(as_of_date, "D"))),
-        "TEXT": lambda: pc.binary_join_element_wise("v", pa.array(idx).cast(pa.string()), ""),
-        "DOUBLE PRECISION": lambda: pa.array(rng.random(n)),
-        "INTEGER": lambda: pa.array(idx.astype(np.int32)),
-        "BIGINT": lambda: pa.array(idx.astype(np.int64)),
-        "SMALLINT": lambda: pa.array((idx % 5 + 1).astype(np.int16)),
-        "BOOLEAN": lambda: pa.array(idx % 2 == 0),
-        "TIMESTAMPTZ": lambda: pa.array(
-            np.full(n, np.datetime64(midnight.replace(tzinfo=None) - timedelta(hours=1), "us")),
-            pa.timestamp("us", tz="UTC"),
-        ),
-    }
-    arrays = [known[c.name] if c.name in known else plain[c.type]() for c in spec.input_columns]
-    table = pa.Table.from_arrays(arrays, names=[c.name for c in spec.input_columns])
-    return table.cast(spec.arrow_schema())

@@ -20,8 +20,9 @@ import pytest
 
 from cva_tasks.warehouse import load
 from cva_tasks.warehouse.backends import PostgresWarehouse, WarehouseUnavailable, get_warehouse
-from cva_tasks.warehouse.schema import MIGRATIONS, TABLES, Column, Migration, add_columns, migrate
-from cva_tasks.warehouse.schema import sample_rows as _sample
+from cva_tasks.warehouse.migrations import MIGRATIONS, Migration, add_columns, migrate
+from cva_tasks.warehouse.sample import sample_rows as _sample
+from cva_tasks.warehouse.schema import TABLES, Column
 
 pytestmark = pytest.mark.postgres
 
@@ -307,7 +308,8 @@ def _run_killed_loader(airflow_uri: str, step: str, seed: int) -> subprocess.Com
         import os, signal
         from datetime import date
         from cva_tasks.warehouse import get_warehouse, load
-        from cva_tasks.warehouse.schema import TABLES, sample_rows
+        from cva_tasks.warehouse.sample import sample_rows
+        from cva_tasks.warehouse.schema import TABLES
 
         def die(step, rows_sent=None, **context):
             # copying: the second batch is being read, the first is at the server.

@@ -410,7 +410,7 @@ def test_write_database_sqlite(shop: ShopFrames, tmp_path: Path) -> None:
 
 
 def test_write_database_generic_fallback(tmp_path: Path) -> None:
-    from cva_tasks.demo import shop as shop_module
+    from cva_tasks.demo.shop import database as shop_module
 
     frames = generate_frames(n_customers=50, seed=1)
     url = sa.engine.make_url(f"sqlite:///{tmp_path / 'generic.db'}")

@@ -16,10 +16,10 @@ from cva_tasks.quality import (
     ValidationOutcome,
     build_data_docs,
     enforce,
-    gx_runner,
     load_suite,
     validate_frame,
 )
+from cva_tasks.quality import results as gx_results
 
 START = datetime(2025, 12, 30, tzinfo=UTC)
 END = datetime(2025, 12, 31, tzinfo=UTC)
@@ -257,7 +257,7 @@ def test_interval_bounds_are_filled_at_run_time(suite_path: Path) -> None:
 def test_long_unexpected_lists_are_dropped_from_stored_result(
     suite_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gx_runner, "MAX_STORED_UNEXPECTED", 1)
+    monkeypatch.setattr(gx_results, "MAX_STORED_UNEXPECTED", 1)
     outcome = run(make_frame(unit_price=[-1.0, -2.0, 12.0, 13.0]), suite_path)
     assert outcome.quarantined["transaction_id"].tolist() == ["T1", "T2"]  # all failing rows
     [evr] = [

@@ -14,7 +14,8 @@ from cva_tasks.warehouse.backends import (
     duckdb_path,
     get_warehouse,
 )
-from cva_tasks.warehouse.schema import TABLES, sample_rows
+from cva_tasks.warehouse.sample import sample_rows
+from cva_tasks.warehouse.schema import TABLES
 
 DAY = date(2025, 12, 31)
 

@@ -20,7 +20,8 @@ import pytest
 from cva_tasks.warehouse import load
 from cva_tasks.warehouse.backends import EmbeddedWarehouse, WarehouseUnavailable
 from cva_tasks.warehouse.load import RowsError, prepare_rows
-from cva_tasks.warehouse.schema import TABLES, sample_rows
+from cva_tasks.warehouse.sample import sample_rows
+from cva_tasks.warehouse.schema import TABLES
 
 DAY = date(2025, 12, 31)
 OTHER_DAY = DAY - timedelta(days=1)
@@ -176,7 +177,8 @@ def test_process_killed_before_commit_keeps_the_previous_day(warehouse):
         from datetime import date
         from cva_tasks.warehouse import load
         from cva_tasks.warehouse.backends import EmbeddedWarehouse
-        from cva_tasks.warehouse.schema import TABLES, sample_rows
+        from cva_tasks.warehouse.sample import sample_rows
+        from cva_tasks.warehouse.schema import TABLES
 
         def die(step, **context):
             if step == "copied":  # the day's rows are deleted and re-inserted, not committed

@@ -9,16 +9,15 @@ import pytest
 
 from cva_tasks.warehouse import schema
 from cva_tasks.warehouse.backends import EmbeddedWarehouse
-from cva_tasks.warehouse.schema import (
+from cva_tasks.warehouse.migrations import (
     MIGRATIONS,
-    TABLES,
-    Column,
     Migration,
     add_columns,
     create_table,
     migrate,
-    sample_rows,
 )
+from cva_tasks.warehouse.sample import sample_rows
+from cva_tasks.warehouse.schema import TABLES, Column
 
 DAY = date(2025, 12, 31)
 
@@ -87,7 +86,7 @@ def test_migrate_is_idempotent_and_recorded(warehouse):
 def test_a_v1_warehouse_is_brought_forward_keeping_its_rows(warehouse):
     from datetime import date
 
-    from cva_tasks.warehouse.schema import sample_rows
+    from cva_tasks.warehouse.sample import sample_rows
 
     assert migrate(warehouse, MIGRATIONS[:1]) == [1]
     v1 = TABLES["customer_scores"].at_version(1)
