@@ -24,42 +24,8 @@ project's own source mapping, :mod:`cva_tasks.evaluation.online_retail`):
 * Goal (issue 5): the chosen model reaches AUC >= 0.76 and log loss < 0.58 and beats
   every other row on both in the same run. ``ok`` is False otherwise.
 
-Measured here (3,370 test customers, churn rate 0.431; defaults, seed 0; about 30-45 s
-with the lake cached):
-
-==============================  ======  ========  ======  ========
-row                             AUC     log loss  Brier   lift@10%
-==============================  ======  ========  ======  ========
-days since last order           0.6830  0.6668    0.2372  1.523
-BG/NBD P(no order in 90 days)   0.7364  0.6231    0.2178  1.585
-logistic regression, classic    0.7372  0.5932    0.2058  1.592
-logistic regression (chosen)    0.7460  0.5897    0.2044  1.592
-HistGradientBoosting            0.7411  0.5977    0.2070  1.613
-==============================  ======  ========  ======  ========
-
-The chosen model beats every other row on both figures, but the goal is NOT reached.
-The run measures why, in its "ceiling" section (a diagnostic that looks at the test's
-answers, printed apart from the table and never used for a choice):
-
-* The information in the customers' history caps near AUC 0.75 for this test window.
-  A 5-fold cross-validation *inside* the test snapshot, with each family's grid tuned
-  there too, gives AUC 0.7500 / log loss 0.5753 (logistic regression) and 0.7496 /
-  0.5781 (boosting) on the model's 23 features. Adding 25 more (main country, units
-  per line, lines per order, orders in the last 14/30/60/180 days, months with an
-  order, days since the second-to-last order, and a 16-component SVD of what each
-  customer bought) lifts it to 0.7537 / 0.5722 at best.
-* More rows of the same kind would not help: fitted on 50%, 80% and 90% of the test's
-  customers, the logistic regression scores 0.7462, 0.7500 and 0.7505.
-* The test window holds the Christmas season, when fewer customers lapse (churn 0.43
-  against 0.46-0.51 in the spring and summer windows the calibration comes from; the
-  export starts on 2010-12-01, so no training label window holds a Christmas). A
-  model calibrated on known labels therefore predicts too much churn there (mean 0.485
-  against 0.431). Shifting its log-odds to the test's own churn rate, which no model
-  can know in advance, gives log loss 0.5818 (printed with the ceiling).
-* Also tried and dropped, in one-off explorations that no project command repeats:
-  monotonic constraints, weekly snapshots, isotonic calibration, a blend of both
-  families (on backtests), and a target encoding of the products each customer bought
-  (fitted on the 2011-06-01 labels: test AUC 0.744 against 0.745 without).
+What it measured, why the goal is missed (the ceiling section) and what was tried
+and dropped: ``docs/evaluations.md``.
 """
 
 from __future__ import annotations

@@ -24,25 +24,7 @@ tuned on training before 2011-10-01 and validation in October 2011.
 ``ok``: the chosen model's NDCG@10 is at least 1.4 x the last-30-days bestsellers'
 and above every other row of the same run.
 
-Measured here (2 shared cores, seed 0; ``cva evaluate recommendations``, about 30 s):
-1,449 test customers, 33,453 new (customer, item) pairs, 3,607 items.
-
-==========================================  ======  ======  =======  ======  ======
-model                                        P@10    R@10   NDCG@10  MAP@10  cov@10
-==========================================  ======  ======  =======  ======  ======
-bestsellers, all time                       0.0344  0.0188  0.0377   0.0141  0.021
-bestsellers, last 30 days (baseline)        0.0669  0.0374  0.0779   0.0337  0.011
-item-based CF (BM25 cosine, 50 nb) + trend  0.0787  0.0552  0.0946   0.0457  0.250
-implicit ALS (64 factors) + trend, chosen   0.0969  0.0684  0.1194   0.0590  0.181
-ablation: item-CF, no trend blend           0.0701  0.0501  0.0846   0.0406  0.319
-ablation: ALS, no trend blend               0.0830  0.0599  0.1025   0.0503  0.234
-ablation: ALS on raw line counts, no trend  0.0809  0.0600  0.1002   0.0494  0.235
-==========================================  ======  ======  =======  ======  ======
-
-ALS was chosen on the validation window (NDCG@10 0.1036 against 0.0926 item-CF, 0.0663
-recent bestsellers) and reaches 1.53 x the recent bestsellers on the test: ``ok``.
-``tests/integration/test_evaluate_recommendations.py`` holds these figures with a
-small margin.
+Figures of the last measurement: ``docs/evaluations.md``.
 """
 
 from __future__ import annotations
