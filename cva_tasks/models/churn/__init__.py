@@ -71,6 +71,7 @@ from cva_tasks.models.churn.reasons import (
     reason_text,
 )
 from cva_tasks.models.churn.selection import (
+    MIN_CLASS_ROWS,
     PROMOTION_METRIC,
     CandidateTraining,
     fit_candidates,
@@ -90,6 +91,7 @@ __all__ = [
     "FEATURE_INPUTS",
     "HGB_GRID",
     "LR_GRID",
+    "MIN_CLASS_ROWS",
     "PROBABILITY_FLOOR",
     "PROMOTION_METRIC",
     "REASON_GROUPS",

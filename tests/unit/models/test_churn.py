@@ -478,3 +478,20 @@ def test_small_scoring_batches_reuse_the_population_fit(shop, trained):
     few = features.head(5)
     scored = model.predict(few)
     assert len(scored) == 5 and scored["churn_probability"].notna().all()
+
+
+def test_a_role_with_too_few_rows_of_a_class_is_not_enough_data(shop, trained):
+    """Below ``min_class_rows`` churned or retained rows in a role, training refuses."""
+    from cva_tasks.models.base import NotEnoughData
+
+    _, report, _ = trained
+    frames = churn.build_training_set(
+        churn.snapshot_days(DS, HORIZON, N_SNAPSHOTS, STEP),
+        shop["features_at"],
+        shop["orders_as_of"],
+        horizon_days=HORIZON,
+    )
+    smallest_role = min(report["windows"]["rows"].values())
+    with pytest.raises(NotEnoughData, match=r"churned and \d+ retained customers, fewer than"):
+        churn.fit_candidates(frames, horizon_days=HORIZON, min_class_rows=smallest_role)
+    assert smallest_role / 4 > churn.MIN_CLASS_ROWS, "the shop clears the default floor"
