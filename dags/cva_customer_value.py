@@ -6,6 +6,10 @@ replaces its own outputs whole. Scheduled runs go one at a time
 (``max_active_runs=1``) and ``stage`` depends on the previous day's ``stage``,
 because a day's features build on every earlier staged day.
 
+Failures a retry cannot fix (a quality gate: the features or the scores suite; a
+warehouse whose tables were altered by hand) fail their task at once
+(:func:`cva_tasks.steps.failures.fail_fast`); the rest are retried twice.
+
 Models: each ``train_<kind>`` task trains its model when it is due (weekly by
 default, ``CVA_TRAIN_EVERY_DAYS``; at once when none exists; churn also on feature
 drift) and otherwise returns quickly. Scoring always uses the champion as of the
@@ -22,6 +26,7 @@ from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task
 from cva_tasks.models.kinds import KINDS
 from cva_tasks.settings import Settings
 from cva_tasks.sources.registry import all_sources
+from cva_tasks.steps.failures import fail_fast
 
 FEATURES = Asset(name="cva.features.customer")
 SCORES = Asset(name="cva.scores.customer_scores")
@@ -63,13 +68,13 @@ with DAG(
     def stage(**context) -> dict:
         from cva_tasks.steps.stage import stage
 
-        return stage(context["data_interval_start"])
+        return fail_fast(stage, context["data_interval_start"])
 
     @task(outlets=[FEATURES])
     def build_features(**context) -> dict:
         from cva_tasks.steps.features import build_features
 
-        return build_features(context["data_interval_start"])
+        return fail_fast(build_features, context["data_interval_start"])
 
     def train(kind: str):
         @task(task_id=f"train_{kind}")
@@ -84,25 +89,25 @@ with DAG(
     def score_feedback(**context) -> dict:
         from cva_tasks.steps.feedback import score_feedback
 
-        return score_feedback(context["data_interval_start"])
+        return fail_fast(score_feedback, context["data_interval_start"])
 
     @task(outlets=[RECOMMENDATIONS])
     def recommend(**context) -> dict:
         from cva_tasks.steps.recommend import recommend
 
-        return recommend(context["data_interval_start"])
+        return fail_fast(recommend, context["data_interval_start"])
 
     @task(outlets=[SCORES])
     def score(**context) -> dict:
         from cva_tasks.steps.score import score
 
-        return score(context["data_interval_start"])
+        return fail_fast(score, context["data_interval_start"])
 
     @task(outlets=[WAREHOUSE_SCORES])
     def publish(**context) -> dict:
         from cva_tasks.steps.publish import publish
 
-        return publish(context["data_interval_start"], context["run_id"])
+        return fail_fast(publish, context["data_interval_start"], context["run_id"])
 
     staged = stage()
     waits >> staged

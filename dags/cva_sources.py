@@ -2,7 +2,9 @@
 
 Generated from the source registry (``cva_tasks.sources``): adding a source
 adds a DAG here without touching this file. Task bodies only read their
-context and call ``cva_tasks.steps.land``; heavy imports happen inside them.
+context and call ``cva_tasks.steps.land``; heavy imports happen inside them. Bad
+data fails a task at once, a source that is down is retried
+(:func:`cva_tasks.steps.failures.fail_fast`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, TaskGroup, task
 
 from cva_tasks.settings import Settings
 from cva_tasks.sources.registry import all_sources
+from cva_tasks.steps.failures import fail_fast
 
 DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(minutes=5)}
 
@@ -24,26 +27,6 @@ def _bounds(context) -> tuple[str, str, str]:
         context["data_interval_end"].isoformat(),
         context["run_id"],
     )
-
-
-def _fail_fast(call, *args):
-    """Run a landing step; bad data fails at once, since a retry cannot fix it.
-
-    A source that is down or a drop that has not arrived yet is retried.
-    """
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from cva_tasks.quality import DataQualityError
-    from cva_tasks.sources.base import SourceError
-
-    try:
-        return call(*args)
-    except DataQualityError as exc:
-        raise AirflowFailException(str(exc)) from exc
-    except SourceError as exc:
-        if exc.retryable:
-            raise
-        raise AirflowFailException(str(exc)) from exc
 
 
 def raw_asset(source: str, entity: str) -> Asset:
@@ -79,13 +62,13 @@ def build_source_dag(source) -> DAG:
                 def extract(entity: str, **context) -> dict:
                     from cva_tasks.steps import land as landing
 
-                    return _fail_fast(landing.extract, source.name, entity, *_bounds(context))
+                    return fail_fast(landing.extract, source.name, entity, *_bounds(context))
 
                 @task(task_id="validate")
                 def validate(entity: str, extracted: dict, **context) -> dict:
                     from cva_tasks.steps import land as landing
 
-                    return _fail_fast(landing.validate, source.name, entity, *_bounds(context))
+                    return fail_fast(landing.validate, source.name, entity, *_bounds(context))
 
                 @task(task_id="land", outlets=[raw_asset(source.name, spec.entity)])
                 def land(entity: str, summary: dict, **context) -> dict:

@@ -51,6 +51,76 @@ class DropNotArrived(SourceError):
     retryable = True
 
 
+#: SQLSTATE classes a retry can help with: connection exception, transaction rollback
+#: (serialization failure, deadlock), insufficient resources, operator intervention
+#: (statement timeout, server shutting down), system error.
+_RETRYABLE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+#: Single SQLSTATEs a retry can help with: lock not available (lock timeout), object in use.
+_RETRYABLE_SQLSTATES = frozenset({"55P03", "55006"})
+#: SQLite result codes a retry can help with (``sqlite3`` errors carry the name).
+_RETRYABLE_SQLITE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR")
+
+
+def sql_error_is_retryable(exc: BaseException) -> bool:
+    """Whether a failed query may succeed on a later try.
+
+    Decided on the database's own code where the driver gives one (PostgreSQL's
+    SQLSTATE, SQLite's result code): a server that is down, a timeout, a lock not
+    granted, a deadlock are retryable; a syntax error, a missing table or column, bad
+    data, a constraint are not. Without a code (e.g. a refused connection, where
+    libpq reports before any SQLSTATE exists) SQLAlchemy's class decides: an
+    ``OperationalError`` or a lost connection is retryable, anything else is not.
+    ``pandas.read_sql`` wraps the driver's error; the chain is followed to it.
+    """
+    import sqlalchemy as sa
+
+    seen: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in seen:
+        seen.append(cause)
+        cause = cause.__cause__ or getattr(cause, "orig", None)
+    for error in seen:
+        sqlstate = getattr(error, "pgcode", None) or getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and len(sqlstate) == 5:
+            return sqlstate[:2] in _RETRYABLE_SQLSTATE_CLASSES or sqlstate in _RETRYABLE_SQLSTATES
+        sqlite_code = getattr(error, "sqlite_errorname", None)
+        if isinstance(sqlite_code, str):
+            return sqlite_code.startswith(_RETRYABLE_SQLITE)
+    for error in seen:
+        if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+            return True
+        if isinstance(
+            error,
+            sa.exc.OperationalError
+            | sa.exc.InterfaceError
+            | sa.exc.DisconnectionError
+            | sa.exc.TimeoutError
+            | ConnectionError
+            | TimeoutError,
+        ):
+            return True
+    return False
+
+
+def sql_failure(exc: BaseException, where: str) -> SourceError:
+    """The :class:`SourceError` to raise for a failed query: retryable or not.
+
+    Args:
+        exc: what the driver, SQLAlchemy or pandas raised.
+        where: ``<source>.<entity> on <conn_id>``, put first in the message.
+    """
+    import sqlalchemy as sa
+
+    root: BaseException = exc
+    while isinstance(root.__cause__, sa.exc.SQLAlchemyError):
+        root = root.__cause__
+    # SQLAlchemy's message holds the SQL and its parameters (the interval bounds).
+    detail = " ".join(str(root).split())
+    if sql_error_is_retryable(exc):
+        return SourceUnavailable(f"{where}: the database did not answer, retry later: {detail}")
+    return SourceError(f"{where}: the query failed and a retry will not help: {detail}")
+
+
 @dataclass(frozen=True)
 class Interval:
     """A data interval ``[start, end)`` in UTC."""
@@ -116,18 +186,17 @@ class SqlEntity:
 
         if not source.conn_id:
             raise SourceError(f"{source.name}: a SQL entity needs conn_id")
-        engine = sa.create_engine(sqlalchemy_url(source.conn_id))
+        where = f"{source.name}.{self.entity} on {source.conn_id}"
+        try:
+            # An undefined connection or one of a type we cannot read stays so on a retry.
+            engine = sa.create_engine(sqlalchemy_url(source.conn_id))
+        except (LookupError, ValueError, sa.exc.ArgumentError) as exc:
+            raise SourceError(f"{where}: {exc}") from exc
         try:
             with engine.connect() as conn:
                 frame = pd.read_sql(sa.text(self.query), conn, params=interval.sql_params())
-        except sa.exc.OperationalError as exc:
-            raise SourceUnavailable(
-                f"{source.name}.{self.entity}: {source.conn_id} unavailable: {exc}"
-            ) from exc
-        except sa.exc.SQLAlchemyError as exc:
-            raise SourceError(
-                f"{source.name}.{self.entity}: query failed on {source.conn_id}: {exc}"
-            ) from exc
+        except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
+            raise sql_failure(exc, where) from exc
         finally:
             engine.dispose()
         return self.to_canonical(frame, interval)

@@ -1,0 +1,51 @@
+"""How a step's failure reaches Airflow: at once when a retry cannot help, else retried.
+
+Every DAG task runs its step through :func:`fail_fast`. Bad data stays bad on a retry,
+so these end the task at once (``AirflowFailException``, which Airflow never retries)
+instead of failing the same way two more times, five minutes apart:
+
+* :class:`~cva_tasks.quality.DataQualityError`: a quality gate failed (a source
+  entity's suite, the features suite, the scores suite);
+* an error whose class says ``retryable = False``: a
+  :class:`~cva_tasks.sources.base.SourceError` (malformed input, a query that cannot
+  work: syntax, a missing table or column) or a warehouse that is misconfigured or
+  whose tables differ from their specs (:mod:`cva_tasks.warehouse.checks`).
+
+Everything else (a source that is down, a drop not arrived yet, a warehouse that went
+away, an unexpected error) is raised as it is, and the task's ``retries`` apply.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def retry_cannot_help(exc: BaseException) -> bool:
+    """Whether ``exc`` would come back unchanged on a retry of the same task."""
+    # Importing the quality package costs seconds (Great Expectations); an error of its
+    # gate can only exist once the gate module is loaded.
+    gate = sys.modules.get("cva_tasks.quality.gate")
+    if gate is not None and isinstance(exc, gate.DataQualityError):
+        return True
+    return getattr(exc, "retryable", None) is False
+
+
+def fail_fast(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``call``; a failure a retry cannot fix fails the task at once.
+
+    Raises:
+        AirflowFailException: carrying the original message, for
+            :func:`retry_cannot_help` errors.
+    """
+    try:
+        return call(*args, **kwargs)
+    except Exception as exc:
+        if not retry_cannot_help(exc):
+            raise
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(str(exc)) from exc
