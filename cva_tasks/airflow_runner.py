@@ -89,10 +89,27 @@ def output_to(log_file: Path):
 
 
 def run_dag_for_day(dag_id: str, ds: date) -> str:
-    """Run one DAG for the daily data interval starting at ``ds``; return its final state."""
+    """Run one DAG for the daily data interval starting at ``ds``; return its final state.
+
+    Raises:
+        ValueError: ``ds`` lies before the DAG's start date or after its end date, where
+            Airflow would run no task and still report the run a success.
+    """
     import pendulum
 
     dag = load_dag(dag_id)
+    first = dag.start_date.date() if dag.start_date else None
+    last = dag.end_date.date() if dag.end_date else None
+    if first and ds < first:
+        raise ValueError(
+            f"{dag_id} starts on {first}: Airflow would run no task for ds={ds} and call the "
+            "run a success; no registered source has data that early"
+        )
+    if last and ds > last:
+        raise ValueError(
+            f"{dag_id} ends on {last}: Airflow would run no task for ds={ds} and call the run "
+            "a success; the source has no data after its end date"
+        )
     # A manual run's data interval is the last complete one before its logical
     # date, so the run for day ds is triggered at the end of that day.
     run_at = pendulum.datetime(ds.year, ds.month, ds.day, tz="UTC").add(days=1)
