@@ -1,4 +1,4 @@
-"""The ``cva`` command: demo, data generation, sources.
+"""The ``cva`` command: demo, data generation, sources, warehouse check.
 
 Every command that prints figures also takes ``--json`` and then prints one
 JSON document on stdout (logs go to stderr).
@@ -323,6 +323,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0 if result.get("ok", True) else 1
 
 
+def cmd_warehouse_check(args: argparse.Namespace) -> int:
+    """Compare the warehouse's live tables with their specs; exit 1 on a difference.
+
+    Read-only: applies no migration and creates nothing.
+    """
+    from cva_tasks.warehouse import WarehouseError, get_warehouse
+    from cva_tasks.warehouse.checks import check
+
+    try:
+        report = check(get_warehouse(auto_migrate=False, read_only=True))
+    except WarehouseError as exc:
+        _print({"ok": False, "error": str(exc)}, args.json, f"warehouse: {exc}")
+        return 1
+    _print(report.as_dict(), args.json, report.text())
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cva", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -368,6 +385,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="print the README's configuration table"
     )
     config.set_defaults(func=cmd_config)
+
+    warehouse = sub.add_parser("warehouse", help="warehouse checks")
+    warehouse_sub = warehouse.add_subparsers(dest="warehouse_command", required=True)
+    warehouse_check = warehouse_sub.add_parser(
+        "check", help="compare the live tables with their specs (read-only)"
+    )
+    warehouse_check.add_argument("--json", action="store_true")
+    warehouse_check.set_defaults(func=cmd_warehouse_check)
 
     sources = sub.add_parser("sources", help="list the registered sources")
     sources.add_argument("--json", action="store_true")

@@ -10,6 +10,16 @@ The connection id (default ``cva_warehouse``) decides, through
   convention: the path follows the third slash) -> :class:`EmbeddedWarehouse`;
 * no such connection -> the embedded default, ``$CVA_HOME/warehouse.duckdb``.
 
+Only a connection that is defined nowhere falls back to the embedded file. One that is
+defined but cannot be used (an empty variable, a type we do not run on) raises
+:class:`WarehouseConfigError`; one Airflow failed to look up, or a configured DuckDB
+file whose folder does not exist, raises :class:`WarehouseUnavailable`: publishing
+into a file nobody reads would lose the day silently.
+
+Before the first load, the live tables are compared with their specs
+(:mod:`cva_tasks.warehouse.checks`): a table altered by hand stops the load with
+:class:`WarehouseSchemaError`.
+
 Both give the same semantics: :meth:`Warehouse.replace_partition` swaps one day
 of a table atomically, and :meth:`Warehouse.migrate` brings the schema forward
 (see ``migrations.py``).
@@ -18,7 +28,6 @@ of a table atomically, and :meth:`Warehouse.migrate` brings the schema forward
 from __future__ import annotations
 
 import logging
-import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -29,7 +38,11 @@ from typing import TYPE_CHECKING, Any
 from cva_tasks import connections
 from cva_tasks.settings import Settings
 from cva_tasks.warehouse import load, schema
-from cva_tasks.warehouse.migrations import MIGRATIONS_TABLE_SQL, Migration, migrate
+from cva_tasks.warehouse.checks import LiveTable, live_tables_from_catalog
+from cva_tasks.warehouse.errors import WarehouseConfigError, WarehouseUnavailable
+from cva_tasks.warehouse.errors import WarehouseError as WarehouseError
+from cva_tasks.warehouse.errors import WarehouseSchemaError as WarehouseSchemaError
+from cva_tasks.warehouse.migrations import MIGRATIONS, MIGRATIONS_TABLE_SQL, Migration, migrate
 from cva_tasks.warehouse.schema import TableSpec
 
 if TYPE_CHECKING:
@@ -39,14 +52,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONN_ID = "cva_warehouse"
 EMBEDDED_FILE = "warehouse.duckdb"
-
-
-class WarehouseError(RuntimeError):
-    """The warehouse refused or lost an operation."""
-
-
-class WarehouseUnavailable(WarehouseError):
-    """The warehouse cannot be reached (down, wrong address, file locked)."""
 
 
 class Warehouse(ABC):
@@ -66,11 +71,19 @@ class Warehouse(ABC):
         conn_id: str | None = None,
         tables: Mapping[str, TableSpec] | None = None,
         auto_migrate: bool = True,
+        *,
+        verify_schema: bool = True,
+        read_only: bool = False,
     ) -> None:
         self.conn_id = conn_id
         self.tables = schema.TABLES if tables is None else tables
         self.auto_migrate = auto_migrate
+        self.verify_schema = verify_schema
+        self.read_only = read_only
+        #: The migration history this warehouse follows (what the schema check expects).
+        self.migrations: Sequence[Migration] = MIGRATIONS
         self._migrated = False
+        self._verified = False
 
     @property
     @abstractmethod
@@ -91,12 +104,19 @@ class Warehouse(ABC):
     def migrate(self, migrations: Sequence[Migration] | None = None) -> list[int]:
         """Apply pending migrations (:func:`migrations.migrate`); returns the versions applied."""
         applied = migrate(self, migrations)
+        if migrations is not None:
+            self.migrations = migrations
         self._migrated = True
         return applied
 
     def _ensure_schema(self) -> None:
         if self.auto_migrate and not self._migrated:
             self.migrate()
+        if self.verify_schema and not self._verified:
+            from cva_tasks.warehouse.checks import verify
+
+            verify(self)
+            self._verified = True
 
     def replace_partition(
         self, table_name: str, rows: pa.Table, as_of_date: date, run_id: str
@@ -132,6 +152,10 @@ class Warehouse(ABC):
     @abstractmethod
     def read_table(self, table_name: str, as_of_date: date | None = None) -> pa.Table:
         """Rows of a table (all columns the table has), one day or all, in key order."""
+
+    @abstractmethod
+    def live_tables(self) -> dict[str, LiveTable]:
+        """Every table of the warehouse's schema as its catalog describes it."""
 
     # What migrations.migrate needs.
     @abstractmethod
@@ -169,10 +193,14 @@ class PostgresWarehouse(Warehouse):
         connect_timeout: int = 10,
         batch_rows: int = load.DEFAULT_BATCH_ROWS,
         auto_migrate: bool = True,
+        verify_schema: bool = True,
+        read_only: bool = False,
     ) -> None:
         from sqlalchemy.engine import make_url
 
-        super().__init__(conn_id, tables, auto_migrate)
+        super().__init__(
+            conn_id, tables, auto_migrate, verify_schema=verify_schema, read_only=read_only
+        )
         self._url = make_url(url)
         self.batch_rows = batch_rows
         params: dict[str, Any] = self._url.translate_connect_args(
@@ -206,6 +234,8 @@ class PostgresWarehouse(Warehouse):
             # If this client dies mid-transaction without the socket closing (a lost
             # network), the server ends the session instead of holding its locks.
             cur.execute("SET idle_in_transaction_session_timeout = '10min'")
+            if self.read_only:
+                cur.execute("SET default_transaction_read_only = on")
         conn.commit()
         return conn
 
@@ -268,6 +298,28 @@ class PostgresWarehouse(Warehouse):
             return pa.Table.from_arrays(arrays, names=names)
 
         return self._run(f"reading {table_name}", read)
+
+    def live_tables(self) -> dict[str, LiveTable]:
+        def read(conn):
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT table_name, column_name, data_type, is_nullable = 'YES', "
+                    "column_default FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"
+                )
+                columns = cur.fetchall()
+                cur.execute(
+                    "SELECT c.relname, a.attname FROM pg_index i "
+                    "JOIN pg_class c ON c.oid = i.indrelid "
+                    "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                    "WHERE i.indisprimary AND c.relnamespace = current_schema()::regnamespace "
+                    "ORDER BY c.relname, array_position(i.indkey, a.attnum)"
+                )
+                keys = cur.fetchall()
+            conn.rollback()
+            return live_tables_from_catalog(columns, keys)
+
+        return self._run("reading the catalog", read)
 
     def ensure_migrations_table(self) -> None:
         def create(conn):
@@ -337,8 +389,12 @@ class EmbeddedWarehouse(Warehouse):
         *,
         lock_timeout: float = 60.0,
         auto_migrate: bool = True,
+        verify_schema: bool = True,
+        read_only: bool = False,
     ) -> None:
-        super().__init__(conn_id, tables, auto_migrate)
+        super().__init__(
+            conn_id, tables, auto_migrate, verify_schema=verify_schema, read_only=read_only
+        )
         self.path = Path(path)
         self.lock_timeout = lock_timeout
 
@@ -348,14 +404,34 @@ class EmbeddedWarehouse(Warehouse):
         return f"connection {self.conn_id!r} ({where})" if self.conn_id else where
 
     def connect(self):
+        """A new DuckDB connection (caller closes it).
+
+        The embedded default (no connection) creates its folder; a configured file
+        must be in an existing folder, so a typo cannot start a new, empty warehouse.
+
+        Raises:
+            WarehouseUnavailable: the folder or (read-only) the file is missing, or
+                the file stays locked for ``lock_timeout`` seconds.
+        """
         import duckdb
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.conn_id is None and not self.read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.parent.is_dir():
+            raise WarehouseUnavailable(
+                f"warehouse {self.location}: the folder {self.path.parent} does not exist; "
+                "create it or correct the connection (no new warehouse is started elsewhere)"
+            )
+        if self.read_only and not self.path.exists():
+            raise WarehouseUnavailable(
+                f"warehouse {self.location}: the file does not exist yet (the first "
+                "publish creates it)"
+            )
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.05
         while True:
             try:
-                return duckdb.connect(str(self.path))
+                return duckdb.connect(str(self.path), read_only=self.read_only)
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
                     raise WarehouseUnavailable(f"warehouse {self.location}: {exc}") from exc
@@ -388,6 +464,26 @@ class EmbeddedWarehouse(Warehouse):
                         i, name, table[name].cast(spec.column(name).arrow_type)
                     )
             return table
+
+        return self._run(read)
+
+    def live_tables(self) -> dict[str, LiveTable]:
+        def read(con):
+            columns = con.execute(
+                "SELECT table_name, column_name, data_type, is_nullable = 'YES', column_default "
+                "FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_catalog = current_database() ORDER BY table_name, ordinal_position"
+            ).fetchall()
+            keys = [
+                (table, column)
+                for table, names in con.execute(
+                    "SELECT table_name, constraint_column_names FROM duckdb_constraints() "
+                    "WHERE constraint_type = 'PRIMARY KEY' AND schema_name = current_schema() "
+                    "AND database_name = current_database()"
+                ).fetchall()
+                for column in names
+            ]
+            return live_tables_from_catalog(columns, keys)
 
         return self._run(read)
 
@@ -444,26 +540,42 @@ def duckdb_path(uri: str) -> Path:
 def get_warehouse(conn_id: str = DEFAULT_CONN_ID, **options: Any) -> Warehouse:
     """The warehouse the connection ``conn_id`` names, or the embedded default.
 
+    The embedded default is used only when the connection is defined nowhere.
+
     Args:
         conn_id: Airflow connection id; ``AIRFLOW_CONN_<ID>`` is read first.
-        options: passed to the backend (``tables``, ``auto_migrate``, ...).
+        options: passed to the backend (``tables``, ``auto_migrate``, ``read_only``, ...).
 
     Raises:
-        ValueError: a connection of a type the warehouse does not support.
+        WarehouseConfigError: the connection is defined but cannot be used (empty,
+            malformed, a type other than PostgreSQL or DuckDB); a ``ValueError``.
+        WarehouseUnavailable: Airflow failed to look the connection up.
     """
-    uri = os.environ.get(connections.env_var_name(conn_id), "")
-    if uri.lower().startswith("duckdb:"):
-        return EmbeddedWarehouse(duckdb_path(uri), conn_id, **options)
     try:
         url = connections.sqlalchemy_url(conn_id)
     except connections.ConnectionNotFound:
         path = Settings.from_env().home / EMBEDDED_FILE
         log.info("connection %r is not defined: using the embedded warehouse %s", conn_id, path)
         return EmbeddedWarehouse(path, None, **options)
+    except connections.ConnectionInvalid as exc:
+        raise WarehouseConfigError(
+            f"connection {conn_id!r} is defined but cannot be used as the warehouse: {exc}"
+        ) from None
+    except connections.ConnectionUnreadable as exc:
+        raise WarehouseUnavailable(
+            f"{exc}; the embedded warehouse is not used in its place (unset the connection "
+            "to use it)"
+        ) from exc
+    if url.startswith("duckdb:"):
+        try:
+            path = duckdb_path(url)
+        except ValueError as exc:
+            raise WarehouseConfigError(f"connection {conn_id!r}: {exc}") from None
+        return EmbeddedWarehouse(path, conn_id, **options)
     if url.startswith("postgresql"):
         return PostgresWarehouse(url, conn_id, **options)
     scheme = url.split(":", 1)[0]
-    raise ValueError(
+    raise WarehouseConfigError(
         f"connection {conn_id!r} is {scheme}: the warehouse runs on PostgreSQL "
         f"(postgres://...) or DuckDB (duckdb:///path), or leave it undefined for "
         f"{EMBEDDED_FILE} in CVA_HOME"

@@ -53,29 +53,49 @@ class Migration:
         return [sql] if isinstance(sql, str) else list(sql)
 
 
-def create_table(table: str, version: int = 1) -> Callable[[str], list[str]]:
+@dataclass(frozen=True)
+class CreateTable:
     """SQL of a migration creating ``table`` with the columns it has at ``version``.
 
     Resolved when the migration runs (not at import), so the spec can still gain
-    columns with a later ``since`` without changing what this step creates.
+    columns with a later ``since`` without changing what this step creates. A value
+    rather than a bare function so the schema check can tell which migration
+    created which table.
     """
-    return lambda dialect: [TABLES[table].create_sql(version, dialect)]
+
+    table: str
+    version: int = 1
+
+    def __call__(self, dialect: str) -> list[str]:
+        return [TABLES[self.table].create_sql(self.version, dialect)]
 
 
-def add_columns(table: str, *columns: str) -> Callable[[str], list[str]]:
+@dataclass(frozen=True)
+class AddColumns:
     """SQL of a migration adding spec columns ``columns`` to ``table``."""
 
-    def statements(dialect: str) -> list[str]:
-        spec = TABLES[table]
+    table: str
+    columns: tuple[str, ...]
+
+    def __call__(self, dialect: str) -> list[str]:
+        spec = TABLES[self.table]
         out = []
-        for name in columns:
+        for name in self.columns:
             col = spec.column(name)
             # NOT NULL without a default cannot be added to a table with rows; a later
             # issue that needs it adds a default in its own migration SQL instead.
-            out.append(f"ALTER TABLE {table} ADD COLUMN {col.name} {col.type}")
+            out.append(f"ALTER TABLE {self.table} ADD COLUMN {col.name} {col.type}")
         return out
 
-    return statements
+
+def create_table(table: str, version: int = 1) -> CreateTable:
+    """SQL of a migration creating ``table`` with the columns it has at ``version``."""
+    return CreateTable(table, version)
+
+
+def add_columns(table: str, *columns: str) -> AddColumns:
+    """SQL of a migration adding spec columns ``columns`` to ``table``."""
+    return AddColumns(table, columns)
 
 
 MIGRATIONS: list[Migration] = [

@@ -143,6 +143,12 @@ class TableSpec:
     def with_columns(self, *columns: Column) -> TableSpec:
         return replace(self, columns=(*self.columns, *columns))
 
+    def declared_key(self, dialect: str) -> tuple[str, ...]:
+        """The PRIMARY KEY the DDL declares on ``dialect`` (see :meth:`create_sql`)."""
+        if dialect == "duckdb" and self.partition in self.key:
+            return ()
+        return self.key
+
     def create_sql(self, version: int = 1, dialect: str = "postgres") -> str:
         """``CREATE TABLE IF NOT EXISTS`` with the columns the table has at ``version``.
 
@@ -152,7 +158,7 @@ class TableSpec:
         replaces whole days and checks each day's rows are unique).
         """
         defs = [c.ddl for c in self.at_version(version).columns]
-        if dialect != "duckdb" or self.partition not in self.key:
+        if self.declared_key(dialect):
             defs.append(f"PRIMARY KEY ({', '.join(self.key)})")
         body = ",\n    ".join(defs)
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n    {body}\n)"

@@ -90,3 +90,21 @@ def test_an_unexpected_error_in_the_daily_dag_is_left_to_the_retries(dagbag, mon
     monkeypatch.setattr(score, "score", raising(RuntimeError("lake read timed out")))
     with pytest.raises(RuntimeError, match="lake read timed out"):
         run_task(dagbag, "cva_customer_value", "score")
+
+
+def test_a_hand_altered_warehouse_fails_publish_at_once_and_a_down_one_is_retried(
+    dagbag, monkeypatch
+):
+    from cva_tasks.steps import publish
+    from cva_tasks.warehouse import WarehouseSchemaError, WarehouseUnavailable
+
+    altered = WarehouseSchemaError(
+        "warehouse DuckDB file w.duckdb: tables differ from their specs, nothing was loaded: "
+        "customer_scores.frequency: type is VARCHAR, the spec says INTEGER"
+    )
+    monkeypatch.setattr(publish, "publish", raising(altered))
+    with pytest.raises(AirflowFailException, match="customer_scores.frequency"):
+        run_task(dagbag, "cva_customer_value", "publish")
+    monkeypatch.setattr(publish, "publish", raising(WarehouseUnavailable("pg down")))
+    with pytest.raises(WarehouseUnavailable):
+        run_task(dagbag, "cva_customer_value", "publish")
