@@ -103,7 +103,7 @@ def test_a_hand_altered_warehouse_fails_publish_at_once_and_a_down_one_is_retrie
         "customer_scores.frequency: type is VARCHAR, the spec says INTEGER"
     )
     monkeypatch.setattr(publish, "publish", raising(altered))
-    with pytest.raises(AirflowFailException, match="customer_scores.frequency"):
+    with pytest.raises(AirflowFailException, match=r"customer_scores\.frequency"):
         run_task(dagbag, "cva_customer_value", "publish")
     monkeypatch.setattr(publish, "publish", raising(WarehouseUnavailable("pg down")))
     with pytest.raises(WarehouseUnavailable):
