@@ -284,6 +284,10 @@ BENCHMARKS = {
         "benchmarks.bench_recommendations",
         "train and score every customer: recommenders vs the bestseller baseline",
     ),
+    "daily": (
+        "benchmarks.bench_daily",
+        "every task of the daily DAG at shop scale: first run and a steady day",
+    ),
 }
 
 
