@@ -302,7 +302,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     result = _benchmark_module(args.benchmark).command(args)
     text = result.pop("text", None) if isinstance(result, dict) else None
     _print(result, args.json, text or json.dumps(result, indent=1, default=str))
-    return 0 if result.get("ok", True) else 1
+    return 1 if result.get("ok") is False else 0
 
 
 # name -> (module under cva_tasks.evaluation, help)
@@ -324,7 +324,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = importlib.import_module(EVALUATIONS[args.evaluation][0]).command(args)
     text = result.pop("text", None) if isinstance(result, dict) else None
     _print(result, args.json, text or json.dumps(result, indent=1, default=str))
-    return 0 if result.get("ok", True) else 1
+    return 1 if result.get("ok") is False else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
