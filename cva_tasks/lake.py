@@ -107,10 +107,6 @@ class Lake:
     def model_version(self, kind: str, version: str) -> str:
         return join(self.models(kind), version)
 
-    def model_saving(self, kind: str, version: str) -> str:
-        """The hidden folder a version is written to before it is moved in place."""
-        return join(self.models(kind), f".{version}.saving")
-
     def model_file(self, kind: str, version: str, name: str) -> str:
         return join(self.model_version(kind, version), name)
 
