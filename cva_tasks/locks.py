@@ -14,6 +14,11 @@ The lock of ``<parent>/<name>`` is the hidden file ``<parent>/.<name>.lock``.
 
 A reader that only wants to put back what a killed writer left asks with
 ``timeout=0``: if a writer holds the folder, it is that writer's business.
+
+A writer leaves ``.new``/``.old`` folders only while it holds the lock, and a writer
+that dies holding it leaves its lock file behind. So a lock taken on a file that was
+already there (:attr:`Held.inherited`) is the one case where there can be something
+to clean up; a fresh one needs no listing of the folder's siblings.
 """
 
 from __future__ import annotations
@@ -45,6 +50,18 @@ class FolderBusy(TimeoutError):
     """Another writer holds the folder's lock."""
 
 
+class Held:
+    """A lock being held.
+
+    Attributes:
+        inherited: the lock file was already there: its last holder may have died
+            holding it (and left a swap half-done).
+    """
+
+    def __init__(self, inherited: bool) -> None:
+        self.inherited = inherited
+
+
 def lock_path(path: str) -> str:
     parent, name = path.rstrip("/").rsplit("/", 1)
     return f"{parent}/.{name}.lock"
@@ -56,7 +73,7 @@ def is_local(fs: fsspec.AbstractFileSystem) -> bool:
 
 
 @contextmanager
-def holding(fs: fsspec.AbstractFileSystem, path: str, timeout: float | None) -> Iterator[None]:
+def holding(fs: fsspec.AbstractFileSystem, path: str, timeout: float | None) -> Iterator[Held]:
     """Hold the writer lock of the folder ``path`` (file-system path, not a URI).
 
     Args:
@@ -69,11 +86,11 @@ def holding(fs: fsspec.AbstractFileSystem, path: str, timeout: float | None) -> 
     path = path.rstrip("/")
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     if is_local(fs):
-        with _local_lock(lock_path(path), path, timeout):
-            yield
+        with _local_lock(lock_path(path), path, timeout) as held:
+            yield held
     else:
-        with _store_lock(fs, lock_path(path), path, timeout):
-            yield
+        with _store_lock(fs, lock_path(path), path, timeout) as held:
+            yield held
 
 
 class _Waiting:
@@ -101,12 +118,18 @@ class _Waiting:
 
 
 @contextmanager
-def _local_lock(lock_file: str, folder: str, timeout: float | None) -> Iterator[None]:
+def _local_lock(lock_file: str, folder: str, timeout: float | None) -> Iterator[Held]:
     import fcntl
 
     waiting = _Waiting(folder, timeout)
     while True:
-        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd, inherited = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), False
+        except FileExistsError:
+            try:
+                fd, inherited = os.open(lock_file, os.O_RDWR), True
+            except FileNotFoundError:
+                continue  # released and removed in between
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -120,10 +143,10 @@ def _local_lock(lock_file: str, folder: str, timeout: float | None) -> Iterator[
         if same_file:
             break
         os.close(fd)  # the holder released and removed it in between: try the new one
+    # Nothing is written into the file: the flock is the lock (and on ext4 a rewrite
+    # before close costs a flush per partition).
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, _owner().encode())
-        yield
+        yield Held(inherited)
     finally:
         try:
             os.unlink(lock_file)
@@ -139,11 +162,12 @@ def _thread_lock(key: str) -> threading.Lock:
 @contextmanager
 def _store_lock(
     fs: fsspec.AbstractFileSystem, lock_file: str, folder: str, timeout: float | None
-) -> Iterator[None]:
+) -> Iterator[Held]:
     waiting = _Waiting(folder, timeout)
     in_process = _thread_lock(f"{fs.protocol}:{lock_file}")
     while not in_process.acquire(blocking=False):
         waiting.sleep_or_give_up("another thread of this process")
+    inherited = False
     try:
         while True:
             try:
@@ -161,10 +185,11 @@ def _store_lock(
                         holder,
                     )
                     fs.rm(lock_file)
+                    inherited = True
                     continue
                 waiting.sleep_or_give_up(f"{holder.get('host')} pid {holder.get('pid')}")
         try:
-            yield
+            yield Held(inherited)
         finally:
             fs.rm(lock_file)
     finally:

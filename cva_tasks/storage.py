@@ -145,8 +145,8 @@ def replace_folder(uri: str, write: Callable[[fsspec.AbstractFileSystem, str], N
     fs, path = filesystem(uri)
     path = path.rstrip("/")
     parent, name = path.rsplit("/", 1)
-    with locks.holding(fs, path, timeout=None):
-        for action in _recover_locked(fs, path):
+    with locks.holding(fs, path, timeout=None) as held:
+        for action in _recover_locked(fs, path) if held.inherited else []:
             log.warning("before writing %s: %s", path, action)
         token = uuid.uuid4().hex[:12]
         staging = f"{parent}/.{name}.new-{token}"
