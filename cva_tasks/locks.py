@@ -7,9 +7,10 @@ The lock of ``<parent>/<name>`` is the hidden file ``<parent>/.<name>.lock``.
   file while it still holds the lock; a waiter that then locks the removed file sees
   the path now names another file (or none) and tries again.
 * On an object store (or ``memory://``) it is the file itself, created only if absent
-  (``open(..., "xb")``, a conditional write on the stores that have one), holding who
-  took it and when. A lock older than :data:`STALE_AFTER_SECONDS` is taken to belong
-  to a writer that died, and is broken with a warning. Threads of one process also
+  (``open(..., "xb")``: a conditional write in s3fs, gcsfs and adlfs of 2025 on; a
+  file system without it refuses the mode), holding who took it and when. A lock
+  older than :data:`STALE_AFTER_SECONDS` is taken to belong to a writer that died,
+  and is broken with a warning. Threads of one process also
   share an in-process lock per file, so they never rely on the store to separate them.
 
 A reader that only wants to put back what a killed writer left asks with
@@ -23,6 +24,7 @@ to clean up; a fresh one needs no listing of the folder's siblings.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -184,7 +186,8 @@ def _store_lock(
                         age / 60,
                         holder,
                     )
-                    fs.rm(lock_file)
+                    with contextlib.suppress(FileNotFoundError):  # another waiter broke it
+                        fs.rm(lock_file)
                     inherited = True
                     continue
                 waiting.sleep_or_give_up(f"{holder.get('host')} pid {holder.get('pid')}")

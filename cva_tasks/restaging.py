@@ -6,9 +6,9 @@ A staged partition records the raw files it was built from
 sources feeding the pipeline that day (:func:`cva_tasks.sources.registry.feeds_pipeline`)
 have in ``raw/`` now with that record:
 
-* a feeding source with no raw partition for the day is *missing*: the day cannot be
-  staged until it is landed (staging it without would lose the source's rows
-  silently, and nothing would stage them once they land);
+* a feeding source with no raw partition for the day is *missing*: the day (every
+  entity of it) cannot be staged until it is landed (staging it without would lose
+  the source's rows silently);
 * a staged partition that is absent, has no record, or was built from other raw files
   (a source landed later, a partition landed again, a source no longer feeding) is
   *stale* and is restaged.
@@ -83,11 +83,21 @@ class StagingCheck:
         Args:
             what: what is refused, e.g. ``"staging ds=2025-06-11"``.
         """
+        return "\n".join(
+            [
+                f"{what} refused: sources that feed the pipeline have not landed these days:",
+                *self.missing_lines(),
+                "then clear the failed stage task. If a source should not feed those days, "
+                "narrow CVA_PIPELINE_SOURCES or its start_date/end_date in the source registry.",
+            ]
+        )
+
+    def missing_lines(self) -> list[str]:
+        """Each source entity with its missing days, then the commands that land them."""
         days: dict[tuple[str, str], list[date]] = defaultdict(list)
         for item in self.missing:
             days[item.source, item.entity].append(item.ds)
-        lines = [f"{what} refused: sources that feed the pipeline have not landed these days:"]
-        lines += [
+        lines = [
             f"  {source}.{entity} (raw/{source}/{entity}): {day_ranges(sorted(found))}"
             for (source, entity), found in sorted(days.items())
         ]
@@ -99,11 +109,7 @@ class StagingCheck:
                 f"{found[0].isoformat()} --to-date {found[-1].isoformat()} "
                 "--reprocess-behavior completed"
             )
-        lines.append(
-            "then clear the failed stage task. If a source should not feed those days, "
-            "narrow CVA_PIPELINE_SOURCES or its start_date/end_date in the source registry."
-        )
-        return "\n".join(lines)
+        return lines
 
 
 def day_ranges(days: list[date]) -> str:
@@ -160,9 +166,11 @@ def check_staging(settings: Settings, up_to: date | None = None) -> StagingCheck
             for entity in sorted(entities_of[name]):
                 if day not in raw[name, entity]:
                     check.missing.append(MissingRaw(name, entity, day))
-    blocked = {(m.ds, m.entity) for m in check.missing}
+    # A day a feeding source has not landed is not staged at all, not even its other
+    # entities: a day is staged whole or not yet.
+    blocked = {m.ds for m in check.missing}
     for entity in SCHEMAS:
-        checked = [d for d in check.feeding if (d, entity) not in blocked]
+        checked = [d for d in check.feeding if d not in blocked]
         records = _records(settings, entity, [d for d in checked if d in staged_days[entity]])
         for day in checked:
             expected = {

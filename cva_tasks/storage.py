@@ -159,8 +159,14 @@ def replace_folder(uri: str, write: Callable[[fsspec.AbstractFileSystem, str], N
                 _move(fs, path, retired)
             try:
                 _move(fs, staging, path)
+            except FileExistsError:
+                raise  # written meanwhile by something that took no lock: leave it be
             except BaseException:
-                if had_previous and not fs.exists(path):
+                # Under the lock, whatever is at ``path`` now is part of our own move
+                # (on an object store a move is copy-then-delete): take it out.
+                if fs.exists(path):
+                    fs.rm(path, recursive=True)
+                if had_previous:
                     _move(fs, retired, path)
                 raise
             if had_previous:
@@ -349,9 +355,10 @@ def partition_fingerprint(partition: str) -> list[list[Any]]:
 def partition_fingerprints(entity_uri: str) -> dict[date, list[list[Any]]]:
     """:func:`partition_fingerprint` of every partition under ``entity_uri``, in one listing."""
     fs, path = filesystem(entity_uri)
-    if not fs.exists(path):
+    # Listing first puts back a partition a killed writer took away.
+    found: dict[date, list[list[Any]]] = {day: [] for day in list_partitions(entity_uri)}
+    if not found:
         return {}
-    found: dict[date, list[list[Any]]] = {}
     for relative, info in visible_files(fs, path).items():
         folder, _, name = relative.partition("/")
         match = PARTITION_RE.search(folder)
@@ -359,8 +366,6 @@ def partition_fingerprints(entity_uri: str) -> dict[date, list[list[Any]]]:
             found.setdefault(date.fromisoformat(match.group(1)), []).append(
                 _fingerprint(name, info)
             )
-    for day in list_partitions(entity_uri):  # a partition with no file still exists
-        found.setdefault(day, [])
     return {day: sorted(files) for day, files in sorted(found.items())}
 
 
@@ -403,6 +408,10 @@ def find_leftovers(root_uri: str) -> list[Leftover]:
         return []
     entries = fs.find(root, withdirs=True, detail=False)
     present = {p.rstrip("/") for p in entries}
+
+    def uri(path: str) -> str:
+        return path if locks.is_local(fs) else fs.unstrip_protocol(path)
+
     found = []
     for entry in sorted(present):
         parent, name = entry.rsplit("/", 1)
@@ -417,8 +426,9 @@ def find_leftovers(root_uri: str) -> list[Leftover]:
                 state = swap.group("state")
                 if state == "old" and folder not in present:
                     state = "taken_away"
-            found.append(Leftover(fs.unstrip_protocol(folder), entry, state))
+            found.append(Leftover(uri(folder), entry, state))
         elif lock and locks.abandoned(fs, entry):
             folder = f"{parent}/{lock.group('name')}"
-            found.append(Leftover(fs.unstrip_protocol(folder), entry, "lock"))
-    return found
+            found.append(Leftover(uri(folder), entry, "lock"))
+    order = ["taken_away", "nested", "new", "old", "lock"]
+    return sorted(found, key=lambda item: (item.folder, order.index(item.state)))

@@ -194,3 +194,45 @@ def test_a_failed_write_leaves_no_hidden_folder(root, monkeypatch):
 
     assert storage.read_table(partition).column("x").to_pylist() == [1]
     assert names_in(parent_of(partition)) == ["ds=2025-01-02"]
+
+
+def test_a_copy_nested_by_racing_writers_is_found_and_removed(root):
+    """What the old code left after a race: a hidden copy inside the live partition."""
+    partition = Lake(root).raw("s", "e", DAY)
+    storage.replace_partition(pa.table({"x": [1]}), partition)
+    fs, path = storage.filesystem(partition)
+    fs.makedirs(f"{path}/.ds=2025-01-02.new-0123456789ab", exist_ok=True)
+    with fs.open(f"{path}/.ds=2025-01-02.new-0123456789ab/part-0.parquet", "wb") as handle:
+        pq.write_table(pa.table({"x": [2]}), handle)
+
+    [found] = storage.find_leftovers(root)
+    assert found.state == "nested" and storage.filesystem(found.folder)[1] == path
+    assert "two writers at once" in found.describe()
+
+    [action] = storage.recover(found.folder)
+    assert "nested" in action
+    assert names_in(partition) == ["part-0.parquet"]
+    assert storage.find_leftovers(root) == []
+
+
+def test_a_move_in_that_fails_half_way_leaves_the_previous_partition(root, monkeypatch):
+    """On an object store a move copies then deletes: a failure can leave part of a copy."""
+    partition = Lake(root).raw("s", "e", DAY)
+    storage.replace_partition(pa.table({"x": [1]}), partition)
+    fs, path = storage.filesystem(partition)
+    real_mv = type(fs).mv
+
+    def mv(self, src, dst, *args, **kwargs):
+        if str(dst).rstrip("/") == path and ".new-" in str(src):
+            self.makedirs(path, exist_ok=True)
+            self.pipe(f"{path}/part-0.parquet", b"PAR1 half a file")
+            raise OSError("connection reset half-way through the copy")
+        return real_mv(self, src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(type(fs), "mv", mv)
+    with pytest.raises(OSError, match="half-way"):
+        storage.replace_partition(pa.table({"x": [2]}), partition)
+    monkeypatch.undo()
+
+    assert storage.read_table(partition).column("x").to_pylist() == [1]
+    assert names_in(parent_of(partition)) == ["ds=2025-01-02"]
