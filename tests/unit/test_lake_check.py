@@ -92,3 +92,26 @@ def test_check_text_says_what_to_do(lake, printed):
     assert "demo_feedback.feedback (raw/demo_feedback/feedback): 2025-06-11..2025-06-12" in text
     assert "demo_shop.transactions (raw/demo_shop/transactions): 2025-06-11" in text
     assert "cva lake check --repair" in text  # D1 was never staged
+
+
+def test_the_cva_command_prints_one_json_document(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    land_shop(tmp_path / "lake", D1)
+    land_feedback(tmp_path / "lake", D1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CVA_")}
+    env.update(CVA_DATA_ROOT=str(tmp_path / "lake"), CVA_HOME=str(tmp_path / "home"))
+    cva = str(Path(sys.executable).with_name("cva"))
+
+    result = subprocess.run(
+        [cva, "lake", "check", "--json"], env=env, capture_output=True, text=True
+    )
+
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout)["stale"] == [
+        {"ds": D1.isoformat(), "entity": entity, "why": "not staged"}
+        for entity in ("customers", "feedback", "items", "transactions")
+    ]
