@@ -327,6 +327,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 1 if result.get("ok") is False else 0
 
 
+def cmd_lake_check(args: argparse.Namespace) -> int:
+    from cva_tasks.lake_check import command
+
+    result = command(args)
+    text = result.pop("text")
+    _print(result, args.json, text)
+    return 0 if result["ok"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cva", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -372,6 +381,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="print the README's configuration table"
     )
     config.set_defaults(func=cmd_config)
+
+    lake = sub.add_parser("lake", help="the lake's own integrity")
+    lake_sub = lake.add_subparsers(dest="lake_command", required=True)
+    check = lake_sub.add_parser(
+        "check",
+        help="swaps left by killed writers, staged days behind their raw inputs, "
+        "missing source days (--repair fixes what it can)",
+    )
+    check.add_argument("--json", action="store_true")
+    check.add_argument(
+        "--repair",
+        action="store_true",
+        help="put back what killed writers took away, clean up, restage stale days",
+    )
+    check.set_defaults(func=cmd_lake_check)
 
     sources = sub.add_parser("sources", help="list the registered sources")
     sources.add_argument("--json", action="store_true")
