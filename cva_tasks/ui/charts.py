@@ -258,8 +258,13 @@ def line_chart(
         return left + 8 + inner * (day - first).days / span
 
     body = _y_axis(ticks, y_of, left, width - right, y_format)
+    last_x = -math.inf
     for day in (days[i] for i in spread(len(days))):
-        body.append(_text(x_of(day), height - 8, day.strftime("%b %d"), "middle", fill=MUTED))
+        if x_of(day) - last_x >= 56 or day == last:  # days are not evenly spaced
+            if day == last and x_of(day) - last_x < 56:
+                body.pop()  # the last day's label wins over a too-close one before it
+            body.append(_text(x_of(day), height - 8, day.strftime("%b %d"), "middle", fill=MUTED))
+            last_x = x_of(day)
     if reference:
         y = y_of(reference[0])
         body.append(
