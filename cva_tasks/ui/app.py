@@ -20,7 +20,7 @@ the dependency annotations at run time.
 """
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -77,18 +77,16 @@ def create_app(settings_factory: Callable[[], Settings] = Settings.from_env) -> 
         openapi_url=None,
     )
 
-    def reader() -> WarehouseReader:
-        return WarehouseReader.from_connection()
-
-    def report(ds: date) -> dict[str, Any]:
+    def report(source: WarehouseReader, ds: date, parts: Sequence[str] = figures.PARTS):
         settings = settings_factory()
         return figures.day_report(
-            reader(),
+            source,
             ds,
             lake=settings.lake,
             data_docs_dir=settings.data_docs_dir,
             psi_threshold=settings.churn_psi_threshold,
             max_failing_share=settings.max_failing_share,
+            parts=parts,
         )
 
     @app.exception_handler(figures.DayNotPublished)
@@ -110,49 +108,43 @@ def create_app(settings_factory: Callable[[], Settings] = Settings.from_env) -> 
 
     @app.get("/", response_class=HTMLResponse)
     def day_page(ds: date | None = None) -> HTMLResponse:
-        source = reader()
         try:
-            days = figures.published_days(source)
+            with WarehouseReader.from_connection().session() as source:
+                days = figures.published_days(source)
+                if not days:
+                    return HTMLResponse(page.nothing_published_page(source.location))
+                chosen = ds or days[0]
+                if chosen not in days:
+                    body = page.message_page(
+                        f"Nothing published for {chosen.isoformat()}",
+                        f"Published days run from {days[-1].isoformat()} to {days[0].isoformat()}.",
+                        ("./", f"Show the latest day, {days[0].isoformat()}"),
+                    )
+                    return HTMLResponse(body, status_code=404)
+                document = report(source, chosen)
         except WarehouseUnavailable as exc:
             body = page.message_page("Warehouse unavailable", f"{exc}. Reload in a moment.")
             return HTMLResponse(body, status_code=503)
-        if not days:
-            return HTMLResponse(page.nothing_published_page(source.location))
-        chosen = ds or days[0]
-        if chosen not in days:
-            body = page.message_page(
-                f"Nothing published for {chosen.isoformat()}",
-                f"Published days run from {days[-1].isoformat()} to {days[0].isoformat()}.",
-                ("./", f"Show the latest day, {days[0].isoformat()}"),
-            )
-            return HTMLResponse(body, status_code=404)
-        html = page.day_page(report(chosen), [d.isoformat() for d in days], source.location)
-        return HTMLResponse(html)
+        days_text = [d.isoformat() for d in days]
+        return HTMLResponse(page.day_page(document, days_text, source.location))
 
     @app.get("/api/days")
     def days_index() -> dict[str, Any]:
-        return figures.days_index(reader())
+        return figures.days_index(WarehouseReader.from_connection())
 
     @app.get("/api/days/{ds}")
     def day_document(ds: date) -> dict[str, Any]:
-        return report(ds)
-
-    parts = {
-        "summary": "summary",
-        "segments": "segments",
-        "clusters": "clusters",
-        "churn-tiers": "churn_tiers",
-        "clv": "clv",
-        "model-runs": "model_runs",
-        "quality": "quality",
-        "drift": "drift",
-    }
+        with WarehouseReader.from_connection().session() as source:
+            return report(source, ds)
 
     @app.get("/api/days/{ds}/{part}")
     def day_part(ds: date, part: str) -> dict[str, Any]:
-        if part not in parts:
-            raise HTTPException(404, f"no part {part!r}; known: {sorted(parts)}")
-        return report(ds)[parts[part]]
+        name = part.replace("-", "_")
+        if name not in figures.PARTS or "_" in part:
+            known = [p.replace("_", "-") for p in figures.PARTS]
+            raise HTTPException(404, f"no part {part!r}; known: {known}")
+        with WarehouseReader.from_connection().session() as source:
+            return report(source, ds, [name])[name]
 
     @app.get("/data-docs/{source}/{path:path}")
     def data_docs(source: str, path: str) -> FileResponse:

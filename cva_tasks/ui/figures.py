@@ -13,6 +13,7 @@ what was known on that day.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -313,6 +314,19 @@ def _round(value: Any, digits: int) -> float | None:
     return round(number, digits) if math.isfinite(number) else None
 
 
+#: The parts of a day's document, in page order (the JSON endpoints use them with "-").
+PARTS = (
+    "summary",
+    "segments",
+    "clusters",
+    "churn_tiers",
+    "clv",
+    "model_runs",
+    "quality",
+    "drift",
+)
+
+
 def day_report(
     reader: WarehouseReader,
     ds: date,
@@ -321,21 +335,30 @@ def day_report(
     data_docs_dir: Path | None,
     psi_threshold: float,
     max_failing_share: float | None = None,
+    parts: Sequence[str] = PARTS,
 ) -> dict[str, Any]:
-    """Every figure of the day's page in one document (``GET /cva/api/days/{ds}``).
+    """The figures of the day's page in one document (``GET /cva/api/days/{ds}``): every
+    part of :data:`PARTS`, or only those named in ``parts``.
 
     Raises:
         DayNotPublished: ``ds`` has no rows in ``customer_scores``.
+        KeyError: a part that is not in :data:`PARTS`.
     """
-    require_published(reader, ds)
-    return {
-        "as_of_date": ds.isoformat(),
-        "summary": summary(reader, ds),
-        "segments": segments(reader, ds),
-        "clusters": clusters(reader, ds),
-        "churn_tiers": churn_tiers(reader, ds),
-        "clv": clv_distribution(reader, ds),
-        "model_runs": model_runs(reader, ds),
-        "quality": {**quality(reader, ds, data_docs_dir), "max_failing_share": max_failing_share},
-        "drift": drift(lake, ds, psi_threshold),
+    makers: dict[str, Callable[[], dict[str, Any]]] = {
+        "summary": lambda: summary(reader, ds),
+        "segments": lambda: segments(reader, ds),
+        "clusters": lambda: clusters(reader, ds),
+        "churn_tiers": lambda: churn_tiers(reader, ds),
+        "clv": lambda: clv_distribution(reader, ds),
+        "model_runs": lambda: model_runs(reader, ds),
+        "quality": lambda: {
+            **quality(reader, ds, data_docs_dir),
+            "max_failing_share": max_failing_share,
+        },
+        "drift": lambda: drift(lake, ds, psi_threshold),
     }
+    unknown = sorted(set(parts) - set(makers))
+    if unknown:
+        raise KeyError(f"no part(s) {unknown}; known: {list(PARTS)}")
+    require_published(reader, ds)
+    return {"as_of_date": ds.isoformat(), **{name: makers[name]() for name in parts}}

@@ -89,7 +89,7 @@ class HeadlessChromium:
             os.dup2(high[0], 3)
             os.dup2(high[1], 4)
 
-        self.log = open(Path(self._profile.name) / "chromium.log", "wb")  # noqa: SIM115
+        self.log = open(Path(self._profile.name) / "chromium.log", "wb")
         self.process = subprocess.Popen(
             [
                 self.binary,

@@ -12,7 +12,7 @@ from cva_tasks.lake import Lake
 from cva_tasks.ui import figures
 from cva_tasks.ui.reader import WarehouseReader
 from cva_tasks.ui.sample import publish_sample_days
-from cva_tasks.warehouse import EmbeddedWarehouse
+from cva_tasks.warehouse import EmbeddedWarehouse, WarehouseUnavailable
 
 DAYS = [date(2025, 12, 1) + timedelta(days=i) for i in range(8)]
 
@@ -40,8 +40,54 @@ def test_an_absent_warehouse_has_no_day_and_is_not_created(tmp_path: Path):
     path = tmp_path / "warehouse.duckdb"
     reader = WarehouseReader(EmbeddedWarehouse(path, auto_migrate=False))
     assert figures.published_days(reader) == []
-    assert figures.days_index(reader) == {"days": [], "latest": None}
+    with reader.session():
+        assert figures.days_index(reader) == {"days": [], "latest": None}
     assert not path.exists()
+
+
+def test_a_warehouse_held_by_a_load_is_reported_busy(tmp_path: Path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "warehouse.duckdb"
+    EmbeddedWarehouse(path).migrate()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys, time; c = duckdb.connect({str(path)!r}); "
+            "print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        reader = WarehouseReader(EmbeddedWarehouse(path, auto_migrate=False), lock_timeout=0.5)
+        with pytest.raises(WarehouseUnavailable, match="busy"):
+            figures.published_days(reader)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert figures.published_days(reader) == []  # free again
+
+
+def test_a_session_reads_through_one_connection(published, monkeypatch):
+    import duckdb
+
+    reader, *_ = published
+    opened = []
+    real_connect = duckdb.connect
+    monkeypatch.setattr(
+        duckdb, "connect", lambda *a, **k: opened.append(a) or real_connect(*a, **k)
+    )
+    with reader.session():
+        figures.summary(reader, DAYS[0])
+        figures.segments(reader, DAYS[0])
+        figures.clusters(reader, DAYS[0])
+    assert len(opened) == 1
+    figures.summary(reader, DAYS[0])
+    assert len(opened) == 2  # outside a session, a connection per query
 
 
 def test_a_migrated_but_empty_warehouse_has_no_day(tmp_path: Path):
