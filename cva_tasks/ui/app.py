@@ -10,31 +10,29 @@ Routes (relative to the mount point, ``/cva``):
   ``CVA_HOME/data_docs/<source>/`` and nothing outside that folder.
 
 Access: Airflow does not protect a plugin's app, so every route here depends on
-:func:`viewer_dependency`: the caller must carry a valid Airflow token (the UI's
+:func:`require_viewer`: the caller must carry a valid Airflow token (the UI's
 ``_token`` cookie or an ``Authorization: Bearer`` header; else 401, a bad token 403)
 and the auth manager must allow them the custom view "Customer value" (else 403).
 The OpenAPI and docs routes are switched off: they would not pass through it.
 
 This module deliberately has no ``from __future__ import annotations``: FastAPI reads
-the dependency annotations at run time.
+the annotations of the routes at run time.
 """
 
 import re
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from cva_tasks.settings import Settings
-from cva_tasks.ui import figures, page
+from cva_tasks.ui import VIEW_NAME, figures, page
 from cva_tasks.ui.reader import WarehouseReader
 from cva_tasks.warehouse import WarehouseUnavailable
 
-#: The name of the view in Airflow's navigation and in its auth manager.
-VIEW_NAME = "Customer value"
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 #: The page loads nothing: styles and charts are inline, the day picker is a plain form.
 PAGE_POLICY = (
@@ -46,32 +44,32 @@ PAGE_POLICY = (
 DATA_DOCS_POLICY = "sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox"
 
 
-def viewer_dependency() -> Callable[..., Any]:
-    """A FastAPI dependency: the authenticated Airflow user, allowed the view "Customer value".
+async def require_viewer(request: Request) -> None:
+    """FastAPI dependency: an authenticated Airflow user allowed the view "Customer value".
 
     The user comes from Airflow's own ``get_user`` (the ``_token`` cookie or an
     ``Authorization: Bearer`` header: none gives 401, an invalid one 403); the auth
-    manager then decides on the custom view (403 if not allowed).
+    manager then decides on the custom view (403 if not allowed). Airflow's API modules
+    are imported at the first request, not when the plugin is loaded: every Airflow
+    process loads plugins, and only the API server serves this app.
     """
     from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
-    from airflow.api_fastapi.core_api.security import get_user
+    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
 
-    async def require_viewer(user: Annotated[BaseUser, Depends(get_user)]) -> None:
-        allowed = get_auth_manager().is_authorized_custom_view(
-            method="GET", resource_name=VIEW_NAME, user=user
-        )
-        if not allowed:
-            raise HTTPException(status_code=403, detail=f"not allowed to view {VIEW_NAME!r}")
-
-    return require_viewer
+    credentials = await bearer_scheme(request)
+    user = await get_user(request=request, _oauth_token=None, bearer_credentials=credentials)
+    allowed = get_auth_manager().is_authorized_custom_view(
+        method="GET", resource_name=VIEW_NAME, user=user
+    )
+    if not allowed:
+        raise HTTPException(status_code=403, detail=f"not allowed to view {VIEW_NAME!r}")
 
 
 def create_app(settings_factory: Callable[[], Settings] = Settings.from_env) -> FastAPI:
     """The app; settings and the warehouse are resolved per request (no state kept)."""
     app = FastAPI(
         title=VIEW_NAME,
-        dependencies=[Depends(viewer_dependency())],
+        dependencies=[Depends(require_viewer)],
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
