@@ -12,6 +12,7 @@ Layout under the data root (``ds`` is the day of a run's data interval)::
     features/<feature set>/ds=YYYY-MM-DD/                       point-in-time features
     scores/<table>/ds=YYYY-MM-DD/                               what the warehouse loads
     models/<kind>/<version>/                                    one trained model run
+    drift/<kind>/ds=YYYY-MM-DD/psi.json                         the day's feature drift check
 
 Paths are plain strings (a local folder or any fsspec URI); :mod:`cva_tasks.storage`
 reads and writes them. Nothing here touches the file system.
@@ -116,6 +117,14 @@ class Lake:
 
     def model_file(self, kind: str, version: str, name: str) -> str:
         return join(self.model_version(kind, version), name)
+
+    def drift(self, kind: str, ds: date | None = None) -> str:
+        """A model kind's drift checks: the folder of days, or the day's."""
+        return self._folder("drift", kind, ds=ds)
+
+    def drift_file(self, kind: str, ds: date) -> str:
+        """The day's drift check of ``kind`` (population stability index per feature)."""
+        return join(self.drift(kind, ds), "psi.json")
 
     # --- other ------------------------------------------------------------------------
 

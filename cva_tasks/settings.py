@@ -323,6 +323,11 @@ class Settings:
         return self.home / "demo"
 
     @property
+    def data_docs_dir(self) -> Path:
+        """Great Expectations' Data Docs, one site per source (``<source>/index.html``)."""
+        return self.home / "data_docs"
+
+    @property
     def lake(self) -> Lake:
         return Lake(self.data_root)
 
