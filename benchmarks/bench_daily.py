@@ -183,16 +183,7 @@ def _measure_size(n: int, seed: int, work_dir: str | None, keep: bool) -> dict[s
 def _run_task(task: str, day: date, folder: Path, env: dict[str, str]) -> dict[str, Any]:
     result = folder / f"result-{task}-{day}.json"
     args = [task, "--ds", day.isoformat(), "--result", str(result)]
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        return run_child("benchmarks.bench_daily", args, result)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return run_child("benchmarks.bench_daily", args, result, env=env)
 
 
 def call_task(task: str, ds: date, run_id: str) -> dict[str, Any]:
