@@ -26,9 +26,7 @@ def good_orders(shop, count: int = 30) -> None:
         shop.order(100 + n, "2025-06-10 09:00:00", lines=[(1000 + n, 1, 9.5)])
 
 
-def test_feedback_with_an_unparseable_timestamp_is_quarantined_by_the_mapping(
-    feedback_drops, view
-):
+def test_feedback_with_an_unparseable_timestamp_is_quarantined_by_the_mapping(feedback_drops, view):
     feedback_drops(
         DAY,
         [feedback_row(f"F{i}", "2025-06-10T09:00:00Z") for i in range(30)]
@@ -38,8 +36,7 @@ def test_feedback_with_an_unparseable_timestamp_is_quarantined_by_the_mapping(
     quarantined = view.quarantine(*FB, DAY)
     assert [q["feedback_id"] for q in quarantined] == ["BAD"]
     assert quarantined[0]["dq_rules"] == (
-        "mapping: submitted_at is not a timestamp: '07/08/2018'"
-        " (feedback_2025-06-10.jsonl line 31)"
+        "mapping: submitted_at is not a timestamp: '07/08/2018' (feedback_2025-06-10.jsonl line 31)"
     )
     assert summary["rows_rejected_by_mapping"] == 1
     assert "BAD" not in view.ids(*FB, DAY, "feedback_id")
@@ -79,7 +76,9 @@ def test_a_shop_order_with_an_unparseable_order_time_is_quarantined(tiny_shop, v
 
 def test_an_unparseable_watermark_is_quarantined_on_the_day_its_text_names(tiny_shop, view):
     good_orders(tiny_shop)
-    tiny_shop.order(1, "2025-06-10 25:00:00", lines=[(11, 1, 9.5)])
+    tiny_shop.order(
+        1, "2025-06-10 25:00:00", ordered_at="2025-06-10 10:00:00", lines=[(11, 1, 9.5)]
+    )
     for day in (date(2025, 6, 9), DAY, date(2025, 6, 11)):
         tiny_shop.run("transactions", day)
     assert view.quarantine(*TX, date(2025, 6, 9)) == []

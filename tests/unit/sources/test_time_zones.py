@@ -87,4 +87,3 @@ def test_a_drop_row_past_midnight_utc_lands_on_the_next_day(feedback_drops, view
     assert view.quarantine(*fb, JUN10) == []
     assert first["rows_left_for_next_day"] == 1
     assert view.ids(*fb, JUN11, "feedback_id") == ["F2", "F3"]
-
