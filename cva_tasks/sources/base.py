@@ -138,7 +138,8 @@ class SqlEntity:
     Attributes:
         entity: canonical entity name (``transactions``, ``customers``, ...).
         suite: expectation suite name (``expectations/<suite>.json``).
-        query: SQL with ``:start`` and ``:end`` bind parameters on the watermark.
+        query: SQL with ``:start`` and ``:end`` bind parameters on the watermark: a
+            pre-filter in whole days around the window (:meth:`Interval.sql_params`).
         to_canonical: maps the query's frame onto the canonical entity.
         watermark: the column the query filters on (in the query's output too); only
             rows whose watermark lies in the window, in UTC, are kept.
