@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 REJECTED = "rejected_reason"
 INVALID = "invalid_reason"
 _MAX_VALUE_TEXT = 60
+#: Columns whose values may be personal data: their reasons name the rule, not the value.
+_VALUE_NOT_SHOWN = frozenset({"email", "full_name", "text"})
 
 
 def value_text(value: Any) -> str:
@@ -212,7 +214,9 @@ def convert(frame: pd.DataFrame, entity: str, where: str) -> tuple[pa.Table, pd.
         typed, bad, rule = coerce(values)
         if bad.any():
             found = pd.Series(None, index=frame.index, dtype=object)
-            found[bad] = [reason(f"{column.name} {rule}", v) for v in values[bad]]
+            rule = f"{column.name} {rule}"
+            shown = column.name not in _VALUE_NOT_SHOWN
+            found[bad] = [reason(rule, v) if shown else rule for v in values[bad]]
             invalid = first_reason(invalid, found)
         try:
             columns.append(_arrow(typed, column.type))

@@ -154,3 +154,20 @@ def test_convert_types_row_by_row():
         "item_id is not text: ['x']",
         None,
     ]
+
+
+def test_a_reason_does_not_repeat_a_value_that_may_be_personal_data():
+    from cva_tasks.sources.canonical import convert
+
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["7", "8"],
+            "email": ["a@b.example", {"mail": "jane.doe@example.com"}],
+            "full_name": ["A B", "Jane Doe"],
+            "country": ["FR", "FR"],
+            "signup_at": [None, None],
+            "updated_at": ["2025-06-10 10:00:00"] * 2,
+        }
+    )
+    _table, invalid = convert(frame, "customers", "test.customers")
+    assert invalid.tolist() == [None, "email is not text"]
