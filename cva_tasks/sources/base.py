@@ -141,8 +141,10 @@ class SqlEntity:
         query: SQL with ``:start`` and ``:end`` bind parameters on the watermark: a
             pre-filter in whole days around the window (:meth:`Interval.sql_params`).
         to_canonical: maps the query's frame onto the canonical entity.
-        watermark: the column the query filters on (in the query's output too); only
-            rows whose watermark lies in the window, in UTC, are kept.
+        watermark: the column the query filters on; only rows whose watermark lies in
+            the window, in UTC, are kept. A query that does not return it under this
+            name is windowed on the mapped entity's version column instead
+            (``updated_at``; ``submitted_at`` for feedback).
     """
 
     entity: str
@@ -177,29 +179,30 @@ class SqlEntity:
             ) from exc
         finally:
             engine.dispose()
-        return self.to_canonical(self.in_window(frame, interval, source.name), interval)
+        if self.watermark in frame.columns:
+            return self.to_canonical(in_window(frame, self.watermark, interval), interval)
+        from cva_tasks.entities import VERSION_COLUMNS
 
-    def in_window(self, frame: pd.DataFrame, interval: Interval, source: str) -> pd.DataFrame:
-        """The rows of the query whose watermark, in UTC, lies in the window.
+        mapped = self.to_canonical(frame, interval)
+        return in_window(mapped, VERSION_COLUMNS[self.entity], interval)
 
-        A watermark that does not parse as a timestamp is kept on the one day its text
-        falls in (the mapping then rejects the row with the reason), so it is
-        quarantined once instead of never or on every day of the pre-filter.
-        """
-        from cva_tasks.sources.timestamps import utc
 
-        if self.watermark not in frame.columns:
-            raise SourceError(
-                f"{source}.{self.entity}: the query returns no watermark column "
-                f"{self.watermark!r}; it returns {list(frame.columns)}"
-            )
-        raw = frame[self.watermark]
-        stamps = utc(raw)
-        low, high = interval.text_bounds()
-        text = raw.astype("string")
-        placed = stamps.isna() & raw.notna() & (text >= low) & (text < high)
-        keep = interval.in_window(stamps) | placed.fillna(False).astype(bool)
-        return frame.loc[keep].reset_index(drop=True)
+def in_window(frame: pd.DataFrame, column: str, interval: Interval) -> pd.DataFrame:
+    """The rows whose watermark ``column``, in UTC, lies in the interval's window.
+
+    A watermark that does not parse as a timestamp is kept on the one day its text falls
+    in (the row is then quarantined with the reason), so it is quarantined once instead
+    of never or on every day of the pre-filter.
+    """
+    from cva_tasks.sources.timestamps import utc
+
+    raw = frame[column]
+    stamps = utc(raw)
+    low, high = interval.text_bounds()
+    text = raw.astype("string")
+    placed = stamps.isna() & raw.notna() & (text >= low) & (text < high)
+    keep = interval.in_window(stamps) | placed.fillna(False).astype(bool)
+    return frame.loc[keep].reset_index(drop=True)
 
 
 Reader = Callable[[str], "pd.DataFrame"]

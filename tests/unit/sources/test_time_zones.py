@@ -7,7 +7,7 @@ quarantined there as outside the interval, and never landed.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from tests.unit.sources.conftest import feedback_row, run_entity
 
@@ -87,3 +87,36 @@ def test_a_drop_row_past_midnight_utc_lands_on_the_next_day(feedback_drops, view
     assert view.quarantine(*fb, JUN10) == []
     assert first["rows_left_for_next_day"] == 1
     assert view.ids(*fb, JUN11, "feedback_id") == ["F2", "F3"]
+
+
+def test_a_query_that_renames_its_watermark_is_windowed_on_the_mapped_version(tiny_shop, lake):
+    """The README's worked example: the query returns ``modified``, the mapping names it
+    ``updated_at``; the window applies to the mapped version, in UTC."""
+    from cva_tasks.settings import Settings
+    from cva_tasks.sources.base import Interval, Source, SqlEntity
+    from cva_tasks.sources.canonical import id_text
+
+    tiny_shop.execute(
+        "INSERT INTO customers VALUES (7, 'a@b.example', 'A', 'B', 'FR',"
+        " '2024-01-01 00:00:00', '2025-06-10T23:30:00-02:00')"
+    )
+    query = (
+        "SELECT customer_id AS id, email AS mail, country, signup_at, updated_at AS modified"
+        " FROM customers WHERE updated_at >= :start AND updated_at < :end"
+    )
+
+    def customers(frame, interval):
+        return frame.assign(
+            customer_id=id_text(frame["id"]),
+            email=frame["mail"],
+            full_name=None,
+            updated_at=frame["modified"],
+        )
+
+    spec = SqlEntity("customers", "demo_shop.customers", query, customers)
+    source = Source("crm", "CRM", (spec,), JUN10, conn_id="cva_demo_shop")
+    settings = Settings.from_env()
+    day = timedelta(hours=24)
+    assert spec.extract(source, Interval.for_day(JUN10, day), settings).empty
+    rows = spec.extract(source, Interval.for_day(JUN11, day), settings)
+    assert rows["customer_id"].tolist() == ["7"]
