@@ -37,29 +37,13 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from cva_tasks import storage
-from cva_tasks.entities import SCHEMAS
+from cva_tasks.entities import KEYS, SCHEMAS, VERSION_COLUMNS
 from cva_tasks.lake import STAGED_INPUTS_FILE, Lake
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
-
-#: The key of each entity (unique within a source).
-KEYS: dict[str, str] = {
-    "transactions": "transaction_id",
-    "customers": "customer_id",
-    "items": "item_id",
-    "feedback": "feedback_id",
-}
-
-#: The column that orders the versions of a key (the latest wins).
-VERSION_COLUMNS: dict[str, str] = {
-    "transactions": "updated_at",
-    "customers": "updated_at",
-    "items": "updated_at",
-    "feedback": "submitted_at",
-}
 
 
 class MissingPartition(FileNotFoundError):

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from cva_tasks.settings import Settings
 
-_SUPPORT_MODULES = {"base", "canonical", "readers", "registry"}
+_SUPPORT_MODULES = {"base", "canonical", "readers", "registry", "timestamps", "window"}
 
 
 def module_names(extra_modules: Sequence[str] = ()) -> list[str]:
