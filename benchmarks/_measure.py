@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 
-def run_child(module: str, args: list[str], result: Path) -> dict[str, Any]:
+def run_child(
+    module: str, args: list[str], result: Path, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``python -m <module> --child <args...>`` and return its figures.
 
     Args:
@@ -38,6 +40,7 @@ def run_child(module: str, args: list[str], result: Path) -> dict[str, Any]:
             as a JSON object to ``result``, with ``own_peak_rss_mb`` from
             :meth:`PhasePeaks.figures` among them.
         result: The file the child writes.
+        env: Variables set for the child on top of this process's environment.
 
     Returns:
         The child's figures, its ``own_peak_rss_mb`` replaced by ``peak_rss_mb``, plus
@@ -48,7 +51,9 @@ def run_child(module: str, args: list[str], result: Path) -> dict[str, Any]:
     """
     cmd = [sys.executable, "-m", module, "--child", *args]
     # stdout and stderr go where ours go (progress of the child, if any, stays visible).
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, env={**os.environ, **env} if env else None
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:

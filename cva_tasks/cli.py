@@ -31,6 +31,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
     from cva_tasks.settings import Settings
     from cva_tasks.sources.registry import all_sources
 
+    settings = Settings.from_env()
     rows: list[dict[str, Any]] = [
         {
             "name": s.name,
@@ -39,15 +40,69 @@ def cmd_sources(args: argparse.Namespace) -> int:
             "suites": [e.suite for e in s.entities],
             "conn_id": s.conn_id,
             "location_env": s.location_env,
+            "lookback_hours": s.lookback(settings).total_seconds() / 3600,
             "description": s.description,
         }
-        for s in all_sources(Settings.from_env().source_modules)
+        for s in all_sources(settings.source_modules)
     ]
     text = "\n".join(
-        f"{r['name']:<16} {r['dag_id']:<28} {', '.join(r['entities'])}  ({r['description']})"
+        f"{r['name']:<16} {r['dag_id']:<28} {', '.join(r['entities'])}  "
+        f"(lookback {r['lookback_hours']:g} h; {r['description']})"
         for r in rows
     )
     _print({"sources": rows}, args.json, text)
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    """What a source entity-day quarantined: rows per rule, and the first rows' keys.
+
+    Prints keys and rules only, never the rows' other values (they may hold PII).
+    """
+    from collections import Counter
+    from datetime import date
+
+    from cva_tasks import storage
+    from cva_tasks.entities import KEYS
+    from cva_tasks.settings import Settings
+    from cva_tasks.sources.canonical import rule_of
+
+    lake = Settings.from_env().lake
+    ds = date.fromisoformat(args.day)
+    where = f"{args.source}.{args.entity} ds={ds}"
+    if args.entity not in KEYS:
+        raise SystemExit(f"cva quarantine: unknown entity {args.entity!r}; one of {list(KEYS)}")
+    summary_uri = lake.dq_summary(args.source, args.entity, ds)
+    summary = storage.read_json(summary_uri) if storage.exists(summary_uri) else None
+    uri = lake.quarantine(args.source, args.entity, ds)
+    table = storage.read_table(uri) if storage.exists(uri) else None
+    rows = table.select([KEYS[args.entity], "dq_rules"]).to_pylist() if table else []
+    mapping = "mapping: "
+    by_rule: Counter[str] = Counter()
+    for row in rows:
+        rules = row["dq_rules"]
+        if rules.startswith(mapping):  # one reason, with its value: count it by its rule
+            by_rule[mapping + rule_of(rules[len(mapping) :])] += 1
+        else:
+            by_rule.update(rules.split("; "))
+    result = {
+        "source": args.source,
+        "entity": args.entity,
+        "ds": ds.isoformat(),
+        "quarantine": uri if table else None,
+        "rows_quarantined": len(rows),
+        "rows_by_rule": dict(by_rule.most_common()),
+        "first_rows": rows[: args.limit],
+        "summary": summary,
+    }
+    lines = [f"{where}: {len(rows)} rows quarantined" + (f" at {uri}" if table else "")]
+    if summary is None:
+        lines.append("  no passed validation summary for this day (not run, failed, or bulk)")
+    lines += [f"  {count:>7}  {rule}" for rule, count in by_rule.most_common()]
+    if rows:
+        lines.append(f"first rows ({KEYS[args.entity]}: rules):")
+        lines += [f"  {r[KEYS[args.entity]]}: {r['dq_rules']}" for r in rows[: args.limit]]
+    _print(result, args.json, "\n".join(lines))
     return 0
 
 
@@ -284,6 +339,10 @@ BENCHMARKS = {
         "benchmarks.bench_recommendations",
         "train and score every customer: recommenders vs the bestseller baseline",
     ),
+    "daily": (
+        "benchmarks.bench_daily",
+        "every task of the daily DAG at shop scale: first run and a steady day",
+    ),
 }
 
 
@@ -298,7 +357,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     result = _benchmark_module(args.benchmark).command(args)
     text = result.pop("text", None) if isinstance(result, dict) else None
     _print(result, args.json, text or json.dumps(result, indent=1, default=str))
-    return 0 if result.get("ok", True) else 1
+    return 1 if result.get("ok") is False else 0
 
 
 # name -> (module under cva_tasks.evaluation, help)
@@ -320,7 +379,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = importlib.import_module(EVALUATIONS[args.evaluation][0]).command(args)
     text = result.pop("text", None) if isinstance(result, dict) else None
     _print(result, args.json, text or json.dumps(result, indent=1, default=str))
-    return 0 if result.get("ok", True) else 1
+    return 1 if result.get("ok") is False else 0
+
+
+def cmd_lake_check(args: argparse.Namespace) -> int:
+    from cva_tasks.lake_check import command
+
+    result = command(args)
+    text = result.pop("text")
+    _print(result, args.json, text)
+    return 0 if result["ok"] else 1
 
 
 def cmd_warehouse_check(args: argparse.Namespace) -> int:
@@ -394,9 +462,34 @@ def build_parser() -> argparse.ArgumentParser:
     warehouse_check.add_argument("--json", action="store_true")
     warehouse_check.set_defaults(func=cmd_warehouse_check)
 
+    lake = sub.add_parser("lake", help="the lake's own integrity")
+    lake_sub = lake.add_subparsers(dest="lake_command", required=True)
+    check = lake_sub.add_parser(
+        "check",
+        help="swaps left by killed writers, staged days behind their raw inputs, "
+        "missing source days (--repair fixes what it can)",
+    )
+    check.add_argument("--json", action="store_true")
+    check.add_argument(
+        "--repair",
+        action="store_true",
+        help="put back what killed writers took away, clean up, restage stale days",
+    )
+    check.set_defaults(func=cmd_lake_check)
+
     sources = sub.add_parser("sources", help="list the registered sources")
     sources.add_argument("--json", action="store_true")
     sources.set_defaults(func=cmd_sources)
+
+    quarantine = sub.add_parser(
+        "quarantine", help="what a source entity-day quarantined, by rule (keys only)"
+    )
+    quarantine.add_argument("source")
+    quarantine.add_argument("entity")
+    quarantine.add_argument("day", help="YYYY-MM-DD")
+    quarantine.add_argument("--limit", type=int, default=20, help="rows to list")
+    quarantine.add_argument("--json", action="store_true")
+    quarantine.set_defaults(func=cmd_quarantine)
     return parser
 
 

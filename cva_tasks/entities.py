@@ -74,3 +74,19 @@ SCHEMAS: dict[str, pa.Schema] = {
 }
 
 TRANSACTION_KINDS = ("purchase", "cancellation", "return")
+
+#: The key of each entity (unique within a source).
+KEYS: dict[str, str] = {
+    "transactions": "transaction_id",
+    "customers": "customer_id",
+    "items": "item_id",
+    "feedback": "feedback_id",
+}
+
+#: The column that orders the versions of a key (the latest wins); a source's watermark.
+VERSION_COLUMNS: dict[str, str] = {
+    "transactions": "updated_at",
+    "customers": "updated_at",
+    "items": "updated_at",
+    "feedback": "submitted_at",
+}

@@ -8,9 +8,11 @@ Layout under the data root (``ds`` is the day of a run's data interval)::
     dq/<source>/<entity>/ds=YYYY-MM-DD/summary.json             the day's counts
     work/<run>/<source>/<entity>/ds=YYYY-MM-DD/                 hand-over between tasks
     staged/<entity>/ds=YYYY-MM-DD/part-0.parquet                all sources, one schema
+    staged/<entity>/ds=YYYY-MM-DD/_inputs.json                  the raw files it was built from
     features/<feature set>/ds=YYYY-MM-DD/                       point-in-time features
     scores/<table>/ds=YYYY-MM-DD/                               what the warehouse loads
     models/<kind>/<version>/                                    one trained model run
+    drift/<kind>/ds=YYYY-MM-DD/psi.json                         the day's feature drift check
 
 Paths are plain strings (a local folder or any fsspec URI); :mod:`cva_tasks.storage`
 reads and writes them. Nothing here touches the file system.
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 from datetime import date
 
 PARTITION_RE = re.compile(r"ds=(\d{4}-\d{2}-\d{2})$")
+#: What a staged partition was built from; hidden from readers by its ``_`` prefix.
+STAGED_INPUTS_FILE = "_inputs.json"
 
 
 def join(root: str, *parts: str) -> str:
@@ -87,6 +91,10 @@ class Lake:
     def staged(self, entity: str, ds: date | None = None) -> str:
         return self._folder("staged", entity, ds=ds)
 
+    def staged_inputs(self, entity: str, ds: date) -> str:
+        """The record of the raw partitions a staged partition was built from."""
+        return join(self.staged(entity, ds), STAGED_INPUTS_FILE)
+
     def staged_files(self, entity: str) -> str:
         """A glob of every staged file of ``entity`` (for DuckDB's ``read_parquet``)."""
         return join(self.staged(entity), "ds=*", "*.parquet")
@@ -107,12 +115,16 @@ class Lake:
     def model_version(self, kind: str, version: str) -> str:
         return join(self.models(kind), version)
 
-    def model_saving(self, kind: str, version: str) -> str:
-        """The hidden folder a version is written to before it is moved in place."""
-        return join(self.models(kind), f".{version}.saving")
-
     def model_file(self, kind: str, version: str, name: str) -> str:
         return join(self.model_version(kind, version), name)
+
+    def drift(self, kind: str, ds: date | None = None) -> str:
+        """A model kind's drift checks: the folder of days, or the day's."""
+        return self._folder("drift", kind, ds=ds)
+
+    def drift_file(self, kind: str, ds: date) -> str:
+        """The day's drift check of ``kind`` (population stability index per feature)."""
+        return join(self.drift(kind, ds), "psi.json")
 
     # --- other ------------------------------------------------------------------------
 

@@ -62,6 +62,13 @@ def _non_negative(text: str, env: str) -> float:
     return value
 
 
+def _hours(text: str, env: str) -> int:
+    value = _number(text, env, int)
+    if value < 0:
+        raise SettingsError(f"{env}: {value} must not be negative (hours)")
+    return value
+
+
 def _names(text: str, env: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -175,6 +182,13 @@ class Settings:
         "7",
         "earlier landed days the row-count rule compares with",
     )
+    extract_lookback_hours: int = _setting(
+        "CVA_EXTRACT_LOOKBACK_HOURS",
+        _hours,
+        "24",
+        "hours before its day a source run reads again for rows that arrived late (rows "
+        "already landed are skipped); per source CVA_EXTRACT_LOOKBACK_HOURS_<SOURCE>",
+    )
     source_modules: tuple[str, ...] = _setting(
         "CVA_SOURCE_MODULES",
         _names,
@@ -271,6 +285,7 @@ class Settings:
     )
     train_every_days_by_kind: Mapping[str, int] = field(default_factory=dict)
     promotion_tolerance_by_kind: Mapping[str, float] = field(default_factory=dict)
+    extract_lookback_hours_by_source: Mapping[str, int] = field(default_factory=dict)
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -315,12 +330,23 @@ class Settings:
             for kind in KIND_NAMES
             if (key := _per_kind_env("CVA_PROMOTION_TOLERANCE", kind)) in env and env[key].strip()
         }
+        lookback_prefix = "CVA_EXTRACT_LOOKBACK_HOURS_"
+        values["extract_lookback_hours_by_source"] = {
+            key[len(lookback_prefix) :].lower(): _hours(text.strip(), key)
+            for key, text in env.items()
+            if key.startswith(lookback_prefix) and text.strip()
+        }
         values["environ"] = {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)}
         return cls(**values)
 
     @property
     def demo_dir(self) -> Path:
         return self.home / "demo"
+
+    @property
+    def data_docs_dir(self) -> Path:
+        """Great Expectations' Data Docs, one site per source (``<source>/index.html``)."""
+        return self.home / "data_docs"
 
     @property
     def lake(self) -> Lake:
@@ -336,6 +362,13 @@ class Settings:
 
     def promotion_tolerance_for(self, kind: str) -> float:
         return self.promotion_tolerance_by_kind.get(kind, self.promotion_tolerance)
+
+    def extract_lookback_hours_for(self, source: str, declared: int | None = None) -> int:
+        """The lookback of ``source``: its own variable, else what the source declares,
+        else ``CVA_EXTRACT_LOOKBACK_HOURS``."""
+        if source in self.extract_lookback_hours_by_source:
+            return self.extract_lookback_hours_by_source[source]
+        return self.extract_lookback_hours if declared is None else declared
 
     def variable(self, name: str) -> str | None:
         """A ``CVA_*`` variable declared elsewhere (a source's location), or None when unset."""

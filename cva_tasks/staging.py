@@ -3,6 +3,12 @@
 Layout::
 
     staged/<entity>/ds=YYYY-MM-DD/part-0.parquet
+    staged/<entity>/ds=YYYY-MM-DD/_inputs.json     what it was built from
+
+``_inputs.json`` records, per source, the raw partition's files with their size and
+the store's version of each (:func:`cva_tasks.storage.partition_fingerprint`); it
+swaps in with the data. :mod:`cva_tasks.restaging` compares it with the raw
+partitions as they are now to restage a day whose inputs changed.
 
 Grain: one row per ``(source, key)`` version landed on day ``ds``, where the key is
 ``transaction_id`` / ``customer_id`` / ``item_id`` / ``feedback_id``. Columns: ``source``
@@ -26,34 +32,18 @@ transaction ids stay per source (they are deduplicated and joined within ``sourc
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cva_tasks import storage
-from cva_tasks.entities import SCHEMAS
-from cva_tasks.lake import Lake
+from cva_tasks.entities import KEYS, SCHEMAS, VERSION_COLUMNS
+from cva_tasks.lake import STAGED_INPUTS_FILE, Lake
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
-
-#: The key of each entity (unique within a source).
-KEYS: dict[str, str] = {
-    "transactions": "transaction_id",
-    "customers": "customer_id",
-    "items": "item_id",
-    "feedback": "feedback_id",
-}
-
-#: The column that orders the versions of a key (the latest wins).
-VERSION_COLUMNS: dict[str, str] = {
-    "transactions": "updated_at",
-    "customers": "updated_at",
-    "items": "updated_at",
-    "feedback": "submitted_at",
-}
 
 
 class MissingPartition(FileNotFoundError):
@@ -116,8 +106,25 @@ def stage_tables(entity: str, tables: Mapping[str, pa.Table]) -> pa.Table:
     return ordered.filter(keep).drop_columns([position]).cast(schema)
 
 
+def write_staged(
+    lake: Lake, entity: str, ds: date, table: pa.Table, inputs: Mapping[str, list[list[Any]]]
+) -> None:
+    """Replace ``staged/<entity>/ds=...`` by ``table`` with the record of its ``inputs``.
+
+    Args:
+        inputs: per source, the fingerprint of the raw partition the table came from,
+            taken before it was read (:func:`cva_tasks.storage.partition_fingerprint`).
+    """
+    record = {"entity": entity, "ds": ds.isoformat(), "inputs": dict(inputs)}
+    storage.replace_partition(table, lake.staged(entity, ds), sidecars={STAGED_INPUTS_FILE: record})
+
+
 def stage_day(
-    ds: date, sources: Sequence[str], data_root: str, extra_modules: Sequence[str] = ()
+    ds: date,
+    sources: Sequence[str],
+    data_root: str,
+    extra_modules: Sequence[str] = (),
+    entities: Collection[str] | None = None,
 ) -> dict[str, int]:
     """Stage day ``ds``: union the raw partitions of ``sources`` per canonical entity.
 
@@ -125,7 +132,8 @@ def stage_day(
     ``raw/<source>/<entity>/ds=YYYY-MM-DD`` of the sources that have the entity are
     read, unioned with a ``source`` column, deduplicated (:func:`stage_tables`) and
     written whole to ``staged/<entity>/ds=YYYY-MM-DD/part-0.parquet`` (an empty
-    table with the staged schema when no source had rows). Sources that lack an
+    table with the staged schema when no source had rows), with the record of the
+    raw files it was built from (:func:`write_staged`). Sources that lack an
     entity are skipped for it. A rerun replaces the partitions.
 
     The sources of one call feed one pipeline and must share one customer id space.
@@ -135,6 +143,7 @@ def stage_day(
         sources: Registered source names.
         data_root: Lake root (local path or fsspec URI).
         extra_modules: source modules outside the package (``CVA_SOURCE_MODULES``).
+        entities: only these entities (default: every canonical entity).
 
     Returns:
         Rows staged per entity.
@@ -152,7 +161,9 @@ def stage_day(
     }
     counts: dict[str, int] = {}
     for entity in SCHEMAS:
-        tables = {}
+        if entities is not None and entity not in entities:
+            continue
+        tables, inputs = {}, {}
         for name in sorted(specs):
             if entity not in specs[name]:
                 continue
@@ -163,9 +174,11 @@ def stage_day(
                     f"but its raw partition {uri} is missing; land {name}.{entity} for "
                     f"{ds.isoformat()} first"
                 )
+            # Fingerprint first: a partition landed again while it is read is restaged.
+            inputs[name] = storage.partition_fingerprint(uri)
             tables[name] = storage.read_table(uri)
         staged = stage_tables(entity, tables)
-        storage.replace_partition(staged, lake.staged(entity, ds))
+        write_staged(lake, entity, ds, staged, inputs)
         counts[entity] = staged.num_rows
     log.info("staged ds=%s from %s: %s", ds.isoformat(), ", ".join(sorted(specs)), counts)
     return counts

@@ -19,8 +19,9 @@ last updated before the first requested day are never landed (a watermark extrac
 sees rows that change while it runs).
 
 With ``stage=True`` (the default) each day is then staged exactly as
-:func:`cva_tasks.staging.stage_day` would stage it (same function, fed from memory), so
-the features can be built right away.
+:func:`cva_tasks.staging.stage_day` would stage it (same function, fed from memory, with
+the same record of the raw files it was built from), so the features can be built right
+away and the daily DAG's stage step finds these days up to date.
 """
 
 from __future__ import annotations
@@ -309,6 +310,11 @@ def _write_days(
             by_entity.setdefault(entity, {})[source] = table
         if stage:
             for entity, tables in by_entity.items():
-                storage.replace_partition(
-                    staging.stage_tables(entity, tables), lake.staged(entity, day)
+                # The same record stage_day keeps, so the stage step finds these up to date.
+                inputs = {
+                    source: storage.partition_fingerprint(lake.raw(source, entity, day))
+                    for source in tables
+                }
+                staging.write_staged(
+                    lake, entity, day, staging.stage_tables(entity, tables), inputs
                 )

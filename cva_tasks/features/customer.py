@@ -407,11 +407,16 @@ def build_customer_features(
     schema = feature_schema()
     if not staged_days(root, "transactions", as_of):
         return schema.empty_table()
+    import duckdb
+
     spill_dir = tempfile.mkdtemp(prefix="cva-duckdb-")  # only used past the memory limit
     con = _connect(root, threads, memory_limit, spill_dir)
     try:
         versions = {entity: _latest_versions(con, root, entity, as_of) for entity in VERSIONING}
-        table = con.sql(customer_features_sql(versions, as_of)).to_arrow_table()
+        try:
+            table = con.sql(customer_features_sql(versions, as_of)).to_arrow_table()
+        except duckdb.ConversionException as exc:
+            raise _amount_out_of_range(con, versions["transactions"], as_of) from exc
     finally:
         con.close()
         shutil.rmtree(spill_dir, ignore_errors=True)
@@ -423,6 +428,35 @@ def build_customer_features(
         time.perf_counter() - started,
     )
     return table
+
+
+#: The largest line amount, in currency units, that fits the BIGINT micro-units.
+_MAX_LINE_AMOUNT = (2**63 - 1) / 1_000_000
+
+
+def _amount_out_of_range(con: Any, transactions: str, as_of: datetime) -> Exception:
+    """The error naming the staged lines whose amount the feature sums cannot hold.
+
+    They were landed before the source suites bounded ``unit_price`` (or by a suite
+    without bounds): the gate now quarantines such rows.
+    """
+    from cva_tasks.quality import DataQualityError
+
+    lines = con.sql(
+        f"""SELECT source, ds, transaction_id, quantity, unit_price FROM {transactions}
+        WHERE occurred_at < {_ts_literal(as_of)}
+          AND (NOT isfinite(unit_price) OR abs(quantity * unit_price) > {_MAX_LINE_AMOUNT})
+        ORDER BY ds, source, transaction_id LIMIT 5"""
+    ).fetchall()
+    named = "; ".join(
+        f"{src} ds={ds} transaction_id={tid}: quantity {qty} x unit_price {price!r}"
+        for src, ds, tid, qty, price in lines
+    )
+    return DataQualityError(
+        f"features as of {as_of.isoformat()}: staged transaction line(s) with an amount "
+        f"out of range ({named or 'not found; see the cause'}). Rerun the source DAG for "
+        "those days (its suite quarantines them now), then restage them."
+    )
 
 
 def write_customer_features(table: pa.Table, ds: date, data_root: str) -> str:

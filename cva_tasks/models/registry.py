@@ -19,6 +19,7 @@ never with a model that saw later data.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
@@ -136,8 +137,14 @@ def list_runs(kind: str, data_root: str | Lake) -> list[ModelRun]:
     if not fs.exists(base):
         return []
     runs = []
-    for entry in sorted(fs.ls(base, detail=False)):
-        name = entry.rstrip("/").rsplit("/", 1)[-1]
+    names = [entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(base, detail=False)]
+    for name in names:
+        swap = storage.SWAP_RE.match(name)
+        if swap and swap.group("state") == "old" and swap.group("name") not in names:
+            # A retrain killed while moving its model in: put the old one back.
+            storage.recover_if_abandoned(lake.model_version(kind, swap.group("name")))
+            names.append(swap.group("name"))
+    for name in sorted(set(names)):
         meta = lake.model_file(kind, name, METADATA_FILE)
         if name.startswith(".") or not storage.exists(meta):
             continue  # a save in progress or an interrupted one: not a run yet
@@ -179,32 +186,29 @@ def model_uri(run: ModelRun, data_root: str | Lake) -> str:
 def save_run(run: ModelRun, write_files: Callable[[Path], None], data_root: str | Lake) -> str:
     """Save a run: the model's files (written by ``write_files`` into a local folder) and metadata.
 
-    The files go to a hidden folder first and the metadata is written last, so a
-    crash leaves no half-saved version that :func:`list_runs` would pick up; an
-    earlier save of the same version is replaced whole.
+    Files and metadata go to a hidden folder that is then swapped in whole
+    (:func:`cva_tasks.storage.replace_folder`): an earlier save of the same version (a
+    rerun of the day) stays readable until the new one is in place, and a crash leaves
+    no half-saved version that :func:`list_runs` would pick up.
 
     Returns:
         The URI of the version folder.
     """
     lake = _lake(data_root)
     target = model_uri(run, lake)
-    fs, target_path = storage.filesystem(target)
-    staging_uri = lake.model_saving(run.kind, run.version)
-    _, staging_path = storage.filesystem(staging_uri)
     with tempfile.TemporaryDirectory(prefix=f"cva-{run.kind}-") as local:
         write_files(Path(local))
-        if fs.exists(staging_path):
-            fs.rm(staging_path, recursive=True)
-        fs.makedirs(staging_path, exist_ok=True)
-        for path in sorted(Path(local).rglob("*")):
-            if path.is_file():
-                destination = f"{staging_path}/{path.relative_to(local).as_posix()}"
+        files = sorted(path for path in Path(local).rglob("*") if path.is_file())
+
+        def upload(fs: Any, folder: str) -> None:
+            for path in files:
+                destination = f"{folder}/{path.relative_to(local).as_posix()}"
                 fs.makedirs(destination.rsplit("/", 1)[0], exist_ok=True)
                 fs.put_file(str(path), destination)
-    if fs.exists(target_path):
-        fs.rm(target_path, recursive=True)
-    fs.mv(staging_path, target_path, recursive=True)
-    storage.write_json(run.to_json(), lake.model_file(run.kind, run.version, METADATA_FILE))
+            with fs.open(f"{folder}/{METADATA_FILE}", "w") as handle:
+                json.dump(run.to_json(), handle, indent=1, default=str, sort_keys=True)
+
+        storage.replace_folder(target, upload)
     log.info(
         "saved model %s (%s %s=%s, promoted=%s) to %s",
         run.version,

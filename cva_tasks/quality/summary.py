@@ -52,7 +52,8 @@ def dq_result_rows(lake: Lake, ds: date, entities: Sequence[tuple[str, str]]) ->
     Returns:
         A table with the input columns of the warehouse table ``dq_results``; failed
         rules read ``rule: N rows`` (``rule`` alone for a table-level rule) joined by
-        ``; `` (null when none).
+        ``; `` (null when none), followed by the source's own rejections
+        (``mapping: guest line without CustomerID: 1140 rows``).
     """
     import pyarrow as pa
 
@@ -64,11 +65,10 @@ def dq_result_rows(lake: Lake, ds: date, entities: Sequence[tuple[str, str]]) ->
         if not storage.exists(uri):
             continue
         summary = storage.read_json(uri)
+        counted = [(f["rule"], f["unexpected_count"]) for f in summary["failed_rules"]]
+        counted += [(m["rule"], m["rows"]) for m in summary.get("mapping_rejections", [])]
         failed = "; ".join(
-            f"{f['rule']}: {f['unexpected_count']} row{'s' * (f['unexpected_count'] != 1)}"
-            if f["unexpected_count"]
-            else f["rule"]
-            for f in summary["failed_rules"]
+            f"{rule}: {count} row{'s' * (count != 1)}" if count else rule for rule, count in counted
         )
         rows.append(
             {

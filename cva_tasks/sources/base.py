@@ -14,6 +14,15 @@ Two kinds of entity extraction ship with the project:
 Each maps source columns onto a canonical entity (:mod:`cva_tasks.entities`)
 with a pure ``to_canonical(frame, interval)`` function and names the expectation
 suite that guards the result.
+
+**Late rows.** A run reads ``[start - lookback, end)``, its *window*, not only its
+interval: a row committed after an earlier day's extract ran, with a watermark on
+that day, is found by a later run (:mod:`cva_tasks.sources.window` decides which rows
+of the window are the run's to land).
+
+**Time zones.** Watermarks are compared as UTC instants, never as text: a SQL query
+pre-filters a wider span (:meth:`Interval.sql_params`) and the exact window is applied
+after conversion to UTC, so ``2025-06-10T23:30:00-02:00`` is a row of 06-11.
 """
 
 from __future__ import annotations
@@ -121,39 +130,72 @@ def sql_failure(exc: BaseException, where: str) -> SourceError:
     return SourceError(f"{where}: the query failed and a retry will not help: {detail}")
 
 
+#: The largest offsets from UTC in use (UTC-12 .. UTC+14): how far a local text
+#: timestamp can sit from its UTC instant.
+_MAX_UTC_OFFSET = timedelta(hours=14)
+_TEXT_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
 @dataclass(frozen=True)
 class Interval:
-    """A data interval ``[start, end)`` in UTC."""
+    """A data interval ``[start, end)`` in UTC, read with a lookback.
+
+    Attributes:
+        start: first instant of the run's interval (its ``ds`` is this day).
+        end: end of the interval (exclusive).
+        lookback: how far before ``start`` the run reads, for rows that arrived late.
+    """
 
     start: datetime
     end: datetime
+    lookback: timedelta = timedelta(0)
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise ValueError("interval bounds must be timezone-aware")
         if not self.start < self.end:
             raise ValueError(f"empty interval [{self.start}, {self.end})")
+        if self.lookback < timedelta(0):
+            raise ValueError(f"negative lookback {self.lookback}")
 
     @classmethod
-    def for_day(cls, ds: date) -> Interval:
+    def for_day(cls, ds: date, lookback: timedelta = timedelta(0)) -> Interval:
         start = datetime(ds.year, ds.month, ds.day, tzinfo=UTC)
-        return cls(start, start + timedelta(days=1))
+        return cls(start, start + timedelta(days=1), lookback)
 
     @property
     def ds(self) -> date:
         return self.start.astimezone(UTC).date()
 
-    def sql_params(self) -> dict[str, str]:
-        """Bounds as ``YYYY-MM-DD HH:MM:SS`` UTC text.
+    @property
+    def window_start(self) -> datetime:
+        """The first instant the run reads: ``start - lookback``."""
+        return self.start - self.lookback
 
-        Text compares correctly with SQLite's text timestamps and PostgreSQL
-        casts it to ``timestamp`` when compared with a timestamp column.
+    def in_window(self, stamps: pd.Series) -> pd.Series:
+        """Whether each UTC timestamp lies in ``[window_start, end)`` (NaT: False)."""
+        return ((stamps >= self.window_start) & (stamps < self.end)).fillna(False).astype(bool)
+
+    def sql_params(self) -> dict[str, str]:
+        """Bounds of a SQL query's pre-filter on its watermark, as ``YYYY-MM-DD`` text.
+
+        The window widened by the largest UTC offsets and to whole days: a text
+        timestamp compares as text (``...T23:30:00-02:00`` sorts by its local time, and
+        ``T`` after a space), so the query fetches a little more and the exact window
+        is applied once the watermark is in UTC. PostgreSQL casts the text to its
+        timestamp type, SQLite compares text with text.
         """
-        fmt = "%Y-%m-%d %H:%M:%S"
-        return {
-            "start": self.start.astimezone(UTC).strftime(fmt),
-            "end": self.end.astimezone(UTC).strftime(fmt),
-        }
+        low = (self.window_start.astimezone(UTC) - _MAX_UTC_OFFSET).date()
+        high = (self.end.astimezone(UTC) + _MAX_UTC_OFFSET).date() + timedelta(days=1)
+        return {"start": low.isoformat(), "end": high.isoformat()}
+
+    def text_bounds(self) -> tuple[str, str]:
+        """The interval (without lookback) as ``YYYY-MM-DD HH:MM:SS`` text: where a
+        watermark that does not parse is placed, by its text, on exactly one day."""
+        return (
+            self.start.astimezone(UTC).strftime(_TEXT_FORMAT),
+            self.end.astimezone(UTC).strftime(_TEXT_FORMAT),
+        )
 
 
 Mapper = Callable[["pd.DataFrame", Interval], "pd.DataFrame"]
@@ -166,10 +208,13 @@ class SqlEntity:
     Attributes:
         entity: canonical entity name (``transactions``, ``customers``, ...).
         suite: expectation suite name (``expectations/<suite>.json``).
-        query: SQL with ``:start`` and ``:end`` bind parameters on the watermark.
+        query: SQL with ``:start`` and ``:end`` bind parameters on the watermark: a
+            pre-filter in whole days around the window (:meth:`Interval.sql_params`).
         to_canonical: maps the query's frame onto the canonical entity.
-        watermark: the column the query filters on; the suite checks it lies
-            inside the interval.
+        watermark: the column the query filters on; only rows whose watermark lies in
+            the window, in UTC, are kept. A query that does not return it under this
+            name is windowed on the mapped entity's version column instead
+            (``updated_at``; ``submitted_at`` for feedback).
     """
 
     entity: str
@@ -177,6 +222,10 @@ class SqlEntity:
     query: str
     to_canonical: Mapper
     watermark: str = "updated_at"
+
+    #: A later run reads this source over its lookback again, so a day not landed yet
+    #: gets the rows of its own interval when it runs.
+    rereads = True
 
     def extract(self, source: Source, interval: Interval, settings: Settings) -> pd.DataFrame:
         import pandas as pd
@@ -199,10 +248,38 @@ class SqlEntity:
             raise sql_failure(exc, where) from exc
         finally:
             engine.dispose()
-        return self.to_canonical(frame, interval)
+        if self.watermark in frame.columns:
+            return self.to_canonical(in_window(frame, self.watermark, interval), interval)
+        from cva_tasks.entities import VERSION_COLUMNS
+
+        mapped = self.to_canonical(frame, interval)
+        return in_window(mapped, VERSION_COLUMNS[self.entity], interval)
+
+
+def in_window(frame: pd.DataFrame, column: str, interval: Interval) -> pd.DataFrame:
+    """The rows whose watermark ``column``, in UTC, lies in the interval's window.
+
+    A watermark that does not parse as a timestamp is kept on the one day its text falls
+    in (the row is then quarantined with the reason), so it is quarantined once instead
+    of never or on every day of the pre-filter.
+    """
+    from cva_tasks.sources.timestamps import utc
+
+    raw = frame[column]
+    stamps = utc(raw)
+    low, high = interval.text_bounds()
+    text = raw.astype("string")
+    placed = stamps.isna() & raw.notna() & (text >= low) & (text < high)
+    keep = interval.in_window(stamps) | placed.fillna(False).astype(bool)
+    return frame.loc[keep].reset_index(drop=True)
 
 
 Reader = Callable[[str], "pd.DataFrame"]
+
+#: Hidden columns a file read adds: where a row came from (``<file> line <n>``, for the
+#: reasons of its quarantine) and the day of the drop it was read from.
+ORIGIN = "_origin"
+DROP_DAY = "_drop_day"
 
 
 @dataclass(frozen=True)
@@ -216,7 +293,8 @@ class FileEntity:
             replaced by the day (a daily drop) or a glob (``*.csv.gz``) picks
             every export, filtered to the interval by ``to_canonical``.
         reader: reads one file into a frame; raises :class:`SourceError`
-            naming the file and line on malformed input.
+            naming the file and line on malformed input. An index named ``line``
+            holds each row's line in the file.
         required_columns: source columns that must be present in every file.
         to_canonical: maps the rows read onto the canonical entity.
         missing_ok: a missing daily file means an empty day instead of an error.
@@ -230,12 +308,22 @@ class FileEntity:
     to_canonical: Mapper
     missing_ok: bool = False
 
-    def files(self, source: Source, interval: Interval, settings: Settings) -> list[str]:
+    @property
+    def rereads(self) -> bool:
+        """Whether a later run reads the rows of an earlier day again: a folder of
+        exports is read whole by every run, a daily drop only by its day's run (and, for
+        its rows past midnight UTC, by the next day's)."""
+        return "{ds}" not in self.pattern
+
+    def files(
+        self, source: Source, interval: Interval, settings: Settings, day: date | None = None
+    ) -> list[str]:
+        """The files to read: the drop of ``day`` (default the interval's) or every export."""
         from cva_tasks import storage
         from cva_tasks.lake import join
 
         location = source.location(settings)
-        pattern = self.pattern.format(ds=interval.ds.isoformat())
+        pattern = self.pattern.format(ds=(day or interval.ds).isoformat())
         fs, base = storage.filesystem(location)
         if fs.isfile(base):
             return [location]
@@ -245,12 +333,23 @@ class FileEntity:
         return [join(location, pattern)]
 
     def extract(self, source: Source, interval: Interval, settings: Settings) -> pd.DataFrame:
+        """The mapped rows of the files, each with where it came from (:data:`ORIGIN`).
+
+        A daily drop read with a lookback also reads the previous day's drop, for its rows
+        that lie past midnight UTC (a drop named after the shop's local day); those rows
+        carry :data:`DROP_DAY`, the day of their drop.
+        """
         import pandas as pd
 
         from cva_tasks import storage
 
-        frames = []
         paths = self.files(source, interval, settings)
+        if not paths:
+            raise SourceError(
+                f"{source.name}.{self.entity}: no file matches {self.pattern} "
+                f"under {source.location(settings)}"
+            )
+        frames = []
         for path in paths:
             if not storage.exists(path):
                 if self.missing_ok:
@@ -259,25 +358,31 @@ class FileEntity:
                     f"{source.name}.{self.entity}: no drop for ds={interval.ds}: "
                     f"{path} does not exist"
                 )
-            frame = self.reader(path)
-            missing = [c for c in self.required_columns if c not in frame.columns]
-            if missing and not (frame.empty and len(frame.columns) == 0):
-                raise SourceError(
-                    f"{source.name}.{self.entity}: {path} lacks required column(s) "
-                    f"{missing}; it has {list(frame.columns)}"
-                )
-            frames.append(frame.reindex(columns=list(self.required_columns)))
-        if not paths:
-            raise SourceError(
-                f"{source.name}.{self.entity}: no file matches {self.pattern} "
-                f"under {source.location(settings)}"
-            )
-        frame = (
-            pd.concat(frames, ignore_index=True)
-            if frames
-            else pd.DataFrame(columns=list(self.required_columns))
-        )
+            frames.append(self._read(source, path, interval.ds))
+        if not self.rereads and interval.lookback > timedelta(0):
+            previous = interval.ds - timedelta(days=1)
+            for path in self.files(source, interval, settings, previous):
+                if storage.exists(path):
+                    frames.append(self._read(source, path, previous))
+        columns = [*self.required_columns, ORIGIN, DROP_DAY]
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
         return self.to_canonical(frame, interval)
+
+    def _read(self, source: Source, path: str, day: date) -> pd.DataFrame:
+        frame = self.reader(path)
+        missing = [c for c in self.required_columns if c not in frame.columns]
+        if missing and not (frame.empty and len(frame.columns) == 0):
+            raise SourceError(
+                f"{source.name}.{self.entity}: {path} lacks required column(s) "
+                f"{missing}; it has {list(frame.columns)}"
+            )
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        if frame.index.name == "line":
+            origin = [f"{name} line {n}" for n in frame.index]
+        else:
+            origin = [f"{name} row {n}" for n in range(1, len(frame) + 1)]
+        out = frame.reindex(columns=list(self.required_columns))
+        return out.assign(**{ORIGIN: origin, DROP_DAY: day}).reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -294,6 +399,9 @@ class Source:
         default_location: file location (relative to ``CVA_HOME`` when relative).
         end_date: last day with data, for historical exports.
         tags: extra DAG tags.
+        lookback_hours: how far back its runs read for late rows, when the source knows
+            better than ``CVA_EXTRACT_LOOKBACK_HOURS`` (None: that setting);
+            ``CVA_EXTRACT_LOOKBACK_HOURS_<NAME>`` overrides both.
     """
 
     name: str
@@ -305,12 +413,18 @@ class Source:
     default_location: str | None = None
     end_date: date | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    lookback_hours: int | None = None
 
     def entity(self, name: str) -> SqlEntity | FileEntity:
         for spec in self.entities:
             if spec.entity == name:
                 return spec
         raise KeyError(f"source {self.name!r} has no entity {name!r}")
+
+    def lookback(self, settings: Settings) -> timedelta:
+        """How far before its interval a run of this source reads."""
+        hours = settings.extract_lookback_hours_for(self.name, self.lookback_hours)
+        return timedelta(hours=hours)
 
     def location(self, settings: Settings) -> str:
         """Where the files are: ``location_env`` when set, else ``default_location``."""

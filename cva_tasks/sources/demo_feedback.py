@@ -11,7 +11,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from cva_tasks.sources.base import FileEntity, Interval, Source
-from cva_tasks.sources.canonical import id_text, utc
+from cva_tasks.sources.canonical import id_text
 from cva_tasks.sources.readers import read_jsonl
 
 if TYPE_CHECKING:
@@ -25,7 +25,8 @@ def feedback(frame: pd.DataFrame, interval: Interval) -> pd.DataFrame:
 
     ``rating`` stays null where the customer gave none. A rating that is not a
     whole number is rejected (``rejected_reason``); whole numbers out of 1-5
-    go through to the suite, which quarantines them.
+    go through to the suite, which quarantines them. ``submitted_at`` and ``text``
+    are typed row by row by :func:`~cva_tasks.sources.canonical.convert`.
     """
     import pandas as pd
 
@@ -39,8 +40,7 @@ def feedback(frame: pd.DataFrame, interval: Interval) -> pd.DataFrame:
         customer_id=id_text(frame["customer_id"]),
         order_id=id_text(frame["order_id"]),
         rating=rating.where(~not_whole).astype("Int64"),
-        text=frame["comment"].astype("string"),
-        submitted_at=utc(frame["submitted_at"]),
+        text=frame["comment"],
     )
 
 

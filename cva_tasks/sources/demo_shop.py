@@ -14,7 +14,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from cva_tasks.sources.base import Interval, Source, SqlEntity
-from cva_tasks.sources.canonical import id_text, utc
+from cva_tasks.sources.canonical import id_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,39 +55,35 @@ def transactions(frame: pd.DataFrame, interval: Interval) -> pd.DataFrame:
     """Order lines, cancellations and returns -> canonical transactions.
 
     Grain: one row per line event; ``transaction_id`` is ``L``/``C``/``R`` plus
-    the line or return id.
+    the line or return id. The query already names ``quantity``, ``unit_price``,
+    ``occurred_at`` and ``updated_at``; :func:`~cva_tasks.sources.canonical.convert`
+    types them row by row (a quantity ``"abc"`` quarantines its row, not the day).
     """
     return frame.assign(
         transaction_id=frame["transaction_id"].astype("string"),
         order_id=id_text(frame["order_id"]),
         customer_id=id_text(frame["customer_id"]),
         item_id=id_text(frame["product_id"]),
-        quantity=frame["quantity"].astype("int64"),
-        unit_price=frame["unit_price"].astype("float64"),
         is_product=True,
-        occurred_at=utc(frame["occurred_at"]),
-        updated_at=utc(frame["updated_at"]),
     )
 
 
 def customers(frame: pd.DataFrame, interval: Interval) -> pd.DataFrame:
     """Customer rows changed in the interval -> canonical customers."""
-    full_name = (frame["first_name"].fillna("") + " " + frame["last_name"].fillna("")).str.strip()
+    full_name = (
+        frame["first_name"].astype("string").fillna("")
+        + " "
+        + frame["last_name"].astype("string").fillna("")
+    ).str.strip()
     return frame.assign(
         customer_id=id_text(frame["customer_id"]),
         full_name=full_name.where(full_name != "", None),
-        signup_at=utc(frame["signup_at"]),
-        updated_at=utc(frame["updated_at"]),
     )
 
 
 def items(frame: pd.DataFrame, interval: Interval) -> pd.DataFrame:
     """Product rows changed in the interval -> canonical items."""
-    return frame.assign(
-        item_id=id_text(frame["product_id"]),
-        unit_price=frame["unit_price"].astype("float64"),
-        updated_at=utc(frame["updated_at"]),
-    )
+    return frame.assign(item_id=id_text(frame["product_id"]))
 
 
 SOURCE = Source(

@@ -18,6 +18,8 @@ threshold, because it is expected, not a defect of the day's data:
   (bad-debt adjustments): left to the suite, which quarantines them.
 * a negative quantity outside a cancellation (stock write-off): rejected.
 * exact duplicate lines: the first is kept, the repeats rejected.
+* a date, quantity, price or customer id that does not parse: the line is invalid
+  (quarantined with the value and its file and line; it counts against the threshold).
 
 ``transaction_id`` is ``<InvoiceNo>-<line position in the invoice>``, counted
 before anything is dropped, so ids are stable across reruns.
@@ -29,8 +31,9 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from cva_tasks.sources.base import FileEntity, Interval, Source
-from cva_tasks.sources.canonical import REJECTED, id_text, utc
+from cva_tasks.sources.canonical import INVALID, REJECTED, first_reason, id_text, unparsed
 from cva_tasks.sources.readers import read_csv_text
+from cva_tasks.sources.timestamps import utc
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,22 +54,36 @@ NON_PRODUCT_CODES = frozenset(
 
 
 def invoice_lines(frame: pd.DataFrame, interval: Interval) -> pd.DataFrame:
-    """Typed invoice lines of the interval, with ``transaction_id`` and ``rejected_reason``.
+    """Typed invoice lines of the window, with ``transaction_id`` and the reasons.
 
-    Grain: one row per line of the export whose ``InvoiceDate`` is in the interval.
+    Grain: one row per line of the export whose ``InvoiceDate`` is in the interval
+    (with its lookback). A value that does not parse marks its line invalid
+    (``invalid_reason``). A line whose date does not parse belongs to the day of the
+    line before it in the export (an export is in time order; the first lines take
+    the next date), so that it is quarantined once, on one day.
     """
     import numpy as np
     import pandas as pd
 
+    occurred = utc(frame["InvoiceDate"])
+    quantity = pd.to_numeric(frame["Quantity"], errors="coerce")
+    whole = quantity.where(quantity % 1 == 0)
+    unit_price = pd.to_numeric(frame["UnitPrice"], errors="coerce")
+    customer = pd.to_numeric(frame["CustomerID"], errors="coerce")
     lines = frame.assign(
-        occurred_at=utc(frame["InvoiceDate"]),
-        quantity=pd.to_numeric(frame["Quantity"], errors="coerce").astype("Int64"),
-        unit_price=pd.to_numeric(frame["UnitPrice"], errors="coerce"),
-        customer_id=id_text(pd.to_numeric(frame["CustomerID"], errors="coerce")),
+        occurred_at=occurred,
+        quantity=whole.astype("Int64"),
+        unit_price=unit_price,
+        customer_id=id_text(customer),
+    )
+    lines[INVALID] = first_reason(
+        unparsed(frame["InvoiceDate"], occurred, "InvoiceDate", "a timestamp"),
+        unparsed(frame["Quantity"], whole, "Quantity", "a whole number"),
+        unparsed(frame["UnitPrice"], unit_price, "UnitPrice", "a number"),
+        unparsed(frame["CustomerID"], customer, "CustomerID", "a number"),
     )
     lines["line_number"] = lines.groupby("InvoiceNo", sort=False).cumcount() + 1
-    in_interval = (lines["occurred_at"] >= interval.start) & (lines["occurred_at"] < interval.end)
-    lines = lines.loc[in_interval].copy()
+    lines = lines.loc[interval.in_window(occurred.ffill().bfill())].copy()
 
     is_cancellation = lines["InvoiceNo"].str.startswith("C").fillna(False)
     duplicate = lines.duplicated(subset=list(COLUMNS), keep="first")
@@ -110,7 +127,9 @@ def customers(frame: pd.DataFrame, interval: Interval) -> pd.DataFrame:
     import pandas as pd
 
     lines = invoice_lines(frame, interval)
-    lines = lines.loc[lines["customer_id"].notna()].sort_values("occurred_at", kind="stable")
+    lines = lines.loc[lines["customer_id"].notna() & lines[INVALID].isna()].sort_values(
+        "occurred_at", kind="stable"
+    )
     latest = lines.groupby("customer_id", sort=True).agg(
         country=("Country", "last"), updated_at=("occurred_at", "max")
     )
@@ -131,7 +150,7 @@ def items(frame: pd.DataFrame, interval: Interval) -> pd.DataFrame:
     import pandas as pd
 
     lines = invoice_lines(frame, interval)
-    sold = lines.loc[lines["unit_price"] > 0]
+    sold = lines.loc[(lines["unit_price"] > 0) & lines[INVALID].isna()]
     grouped = sold.groupby("StockCode", sort=True)
     out = pd.DataFrame(
         {
@@ -163,6 +182,9 @@ SOURCE = Source(
     default_location="{project}/../shared/data/online_retail",
     start_date=date(2010, 12, 1),
     end_date=date(2011, 12, 9),
+    # A fixed export: nothing arrives late, and its customers and items are summed up
+    # from the day's lines (CVA_EXTRACT_LOOKBACK_HOURS_ONLINE_RETAIL for a live folder).
+    lookback_hours=0,
     entities=(
         _entity("transactions", transactions),
         _entity("customers", customers),

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 def read_jsonl(path: str) -> pd.DataFrame:
-    """One JSON object per line; blank lines are skipped.
+    """One JSON object per line; blank lines are skipped. The index is the line number.
 
     Raises:
         SourceError: on a line that is not a JSON object, naming file and line.
@@ -23,6 +23,7 @@ def read_jsonl(path: str) -> pd.DataFrame:
 
     fs, fs_path = storage.filesystem(path)
     records = []
+    lines: list[int] = []
     with fs.open(fs_path, "r", encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -34,14 +35,15 @@ def read_jsonl(path: str) -> pd.DataFrame:
             if not isinstance(record, dict):
                 raise SourceError(f"{path} line {number}: expected a JSON object")
             records.append(record)
-    return pd.DataFrame.from_records(records)
+            lines.append(number)
+    return pd.DataFrame.from_records(records, index=pd.Index(lines, name="line"))
 
 
 def read_csv_text(path: str) -> pd.DataFrame:
     """A CSV (optionally gzip-compressed) with every column read as text.
 
     Text first, so that identifiers keep their form (``C536379``, ``85123A``)
-    and the mapping decides every type deliberately.
+    and the mapping decides every type deliberately. The index is the line number.
     """
     import pandas as pd
 
@@ -51,7 +53,7 @@ def read_csv_text(path: str) -> pd.DataFrame:
     compression = "gzip" if path.endswith(".gz") else None
     try:
         with fs.open(fs_path, "rb") as handle:
-            return pd.read_csv(
+            frame = pd.read_csv(
                 handle,
                 dtype="string",
                 keep_default_na=False,
@@ -62,3 +64,6 @@ def read_csv_text(path: str) -> pd.DataFrame:
             )
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
         raise SourceError(f"{path}: malformed CSV: {exc}") from exc
+    # The header is line 1 (a quoted field that spans lines would shift the count).
+    frame.index = pd.RangeIndex(2, len(frame) + 2, name="line")
+    return frame

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from cva_tasks.settings import Settings
 
-_SUPPORT_MODULES = {"base", "canonical", "readers", "registry"}
+_SUPPORT_MODULES = {"base", "canonical", "readers", "registry", "timestamps", "window"}
 
 
 def module_names(extra_modules: Sequence[str] = ()) -> list[str]:
@@ -68,11 +68,14 @@ def pipeline_sources(ds: date, settings: Settings) -> list[Source]:
     Every registered source whose active period holds ``ds``, narrowed by
     ``CVA_PIPELINE_SOURCES`` when set.
     """
+    return [s for s in all_sources(settings.source_modules) if feeds_pipeline(s, ds, settings)]
+
+
+def feeds_pipeline(source: Source, ds: date, settings: Settings) -> bool:
+    """Whether ``source`` feeds the daily pipeline on ``ds`` (see :func:`pipeline_sources`)."""
     chosen = set(settings.pipeline_sources)
-    return [
-        s
-        for s in all_sources(settings.source_modules)
-        if (not chosen or s.name in chosen)
-        and s.start_date <= ds
-        and (s.end_date is None or ds <= s.end_date)
-    ]
+    return (
+        (not chosen or source.name in chosen)
+        and source.start_date <= ds
+        and (source.end_date is None or ds <= source.end_date)
+    )

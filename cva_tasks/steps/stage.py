@@ -9,7 +9,7 @@ from typing import Any
 from cva_tasks import storage
 from cva_tasks.days import as_day
 from cva_tasks.settings import Settings
-from cva_tasks.sources.registry import all_sources, pipeline_sources
+from cva_tasks.sources.registry import pipeline_sources
 
 log = logging.getLogger(__name__)
 
@@ -39,28 +39,27 @@ def _landed(source_name: str, ds: date, settings: Settings) -> bool:
 
 
 def stage(ds: date | datetime | str) -> dict[str, Any]:
-    """Stage day ``ds`` and any earlier landed day that was never staged.
+    """Stage day ``ds`` and restage every earlier day whose raw inputs changed.
 
     Earlier days matter when the daily DAG starts on a lake whose sources were
-    backfilled first: features need every day before the as-of instant.
+    backfilled first, when a source landed a day late or again, and when a staged
+    partition was deleted: features read every day before the as-of instant.
+
+    Raises:
+        MissingPartition: when a source that feeds the pipeline on ``ds`` or an
+            earlier day has no raw partition for it; nothing is staged then.
     """
-    from cva_tasks.staging import stage_day
+    from cva_tasks.restaging import check_staging, restage
+    from cva_tasks.staging import MissingPartition
 
     ds = as_day(ds)
     settings = Settings.from_env()
-    lake = settings.lake
-    staged_days = set(storage.list_partitions(lake.staged("transactions")))
-    landed_days: set[date] = set()
-    for source in all_sources(settings.source_modules):
-        for spec in source.entities:
-            landed_days.update(storage.list_partitions(lake.raw(source.name, spec.entity)))
-    todo = [*sorted(d for d in landed_days if d < ds and d not in staged_days), ds]
-    rows: dict[str, int] = {}
-    for number, day in enumerate(todo, start=1):
-        names = [s.name for s in pipeline_sources(day, settings) if _landed(s.name, day, settings)]
-        counts = stage_day(day, names, settings.data_root, settings.source_modules)
-        if len(todo) > 1:
-            log.info("staged %s (%d of %d days): %s", day, number, len(todo), counts)
-        if day == ds:
-            rows = counts
-    return {"ds": ds.isoformat(), "days_staged": len(todo), "rows": rows}
+    check = check_staging(settings, up_to=ds)
+    if check.missing:
+        raise MissingPartition(check.missing_message(f"staging ds={ds.isoformat()}"))
+    todo: dict[date, dict[str, str] | None] = {
+        day: entities for day, entities in check.stale_by_day().items() if day < ds
+    }
+    todo[ds] = None  # the day itself is always staged again: a rerun reproduces it
+    staged = restage(todo, check, settings)
+    return {"ds": ds.isoformat(), "days_staged": len(todo), "rows": staged[ds]}

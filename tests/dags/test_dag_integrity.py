@@ -53,14 +53,15 @@ def test_source_dag_shape(dagbag):
 @pytest.mark.parametrize("path", sorted(DAGS.glob("*.py")), ids=lambda p: p.name)
 def test_parse_is_fast_and_light(path):
     # A fresh interpreter: import Airflow first (its own cost is not ours), then
-    # time our DAG file alone and list the heavy modules it pulled in.
+    # measure our DAG file alone and list the heavy modules it pulled in. CPU time,
+    # not wall time: on a shared machine the wall clock measures the neighbours.
     code = f"""
 import sys, time, runpy
 import airflow.sdk, pendulum
 before = {{m.split('.')[0] for m in sys.modules}}
-t = time.perf_counter()
+t = time.process_time()
 runpy.run_path({str(path)!r})
-print("SECONDS", time.perf_counter() - t)
+print("SECONDS", time.process_time() - t)
 added = {{m.split('.')[0] for m in sys.modules}} - before
 print("HEAVY", ",".join(sorted(added & set({HEAVY!r}))))
 """
@@ -72,4 +73,4 @@ print("HEAVY", ",".join(sorted(added & set({HEAVY!r}))))
     )
     seconds, heavy = float(report["SECONDS"]), report["HEAVY"].strip()
     assert heavy == "", f"{path.name} imports {heavy} at parse time"
-    assert seconds < 0.5, f"{path.name} took {seconds:.2f} s to parse"
+    assert seconds < 0.5, f"{path.name} took {seconds:.2f} s of CPU to parse"

@@ -80,3 +80,33 @@ def test_bench_recommendations_small(tmp_path):
         "item_cf",
         "als",
     }
+
+
+def test_bench_daily_small(tmp_path):
+    """Every task of the daily DAG runs in its own process; the first run trains all five."""
+    report = run_bench(tmp_path, "daily", "--customers", "600")
+    [size] = report["sizes"]
+    first, steady = size["runs"]["first_run"], size["runs"]["steady_day"]
+    assert sorted(first["trained"]) == sorted(
+        ["train_clv", "train_clusters", "train_sentiment", "train_recommender", "train_churn"]
+    )
+    assert steady["trained"] == [], "nothing is due the day after the first training"
+    for run in (first, steady):
+        assert set(run["tasks"]) == {
+            "stage",
+            "build_features",
+            "train_clv",
+            "train_clusters",
+            "train_sentiment",
+            "train_recommender",
+            "score_feedback",
+            "train_churn",
+            "score",
+            "recommend",
+            "publish",
+        }
+        assert all(t["peak_rss_mb"] > 50 and t["seconds"] > 0 for t in run["tasks"].values())
+    assert steady["tasks"]["score"]["summary"]["rows"] > 300
+    assert steady["tasks"]["publish"]["summary"]["rows"]["customer_recommendations"] > 0
+    # One size below the goal's scale: nothing to judge, and the report says so.
+    assert report["verdict"]["ok"] is None and report["ok"] is None

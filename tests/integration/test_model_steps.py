@@ -80,6 +80,10 @@ def test_feature_drift_triggers_an_early_churn_retrain(demo_lake, monkeypatch):
     monkeypatch.setenv("CVA_CHURN_PSI_THRESHOLD", "10")
     quiet = train_model("churn", DAY - timedelta(days=2), "run-2")
     assert not quiet["trained"] and "no feature drift above PSI 10" in quiet["reason"]
+    from cva_tasks.models.drift_log import read_drift  # the check is kept for the UI page
+
+    (kept,) = read_drift(Settings.from_env().lake, "churn", DAY - timedelta(days=2))
+    assert kept["threshold"] == 10 and kept["over_threshold"] == [] and kept["max_psi"] > 0
 
     monkeypatch.setenv("CVA_CHURN_PSI_THRESHOLD", "1e-9")
     drifted = train_model("churn", DAY - timedelta(days=2), "run-3")

@@ -90,8 +90,12 @@ def churn_inputs(features: pd.DataFrame, sentiment: pd.DataFrame | None) -> pd.D
 
 def drift_due(data: DayData, settings: Settings) -> tuple[bool, str]:
     """Retrain churn early when a key feature's population stability index passes
-    ``CVA_CHURN_PSI_THRESHOLD`` (default 0.2) against the champion's training data."""
+    ``CVA_CHURN_PSI_THRESHOLD`` (default 0.2) against the champion's training data.
+
+    The day's figures are logged and kept in the lake (``drift/churn/ds=.../psi.json``).
+    """
     from cva_tasks.models.churn import drifted_features, feature_drift
+    from cva_tasks.models.drift_log import record_drift
     from cva_tasks.models.registry import champion_model
 
     champion = champion_model("churn", data.ds, data.lake, settings.model_cache_dir)
@@ -102,6 +106,8 @@ def drift_due(data: DayData, settings: Settings) -> tuple[bool, str]:
     drift = feature_drift(champion.model, inputs)
     figures = ", ".join(f"{name} {psi:.3f}" for name, psi in sorted(drift.items()))
     log.info("churn feature drift against %s (PSI): %s", champion.run.version, figures)
+    # Kept per day for the "Customer value" page (cva_tasks.models.drift_log).
+    record_drift(data.lake, "churn", data.ds, champion.run.version, drift, threshold)
     over = drifted_features(drift, threshold)
     if over:
         return True, f"feature drift above PSI {threshold:g}: {', '.join(over)} ({figures})"

@@ -105,3 +105,49 @@ def test_unknown_kind_and_missing_metric() -> None:
         0.30, 0.28, higher_is_better=False, tolerance=0.01, metric="mae"
     )
     assert not promoted
+
+
+def test_a_retrain_that_fails_to_move_in_keeps_the_old_model(
+    root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A same-day retrain keeps the day's old model readable until the new one is in place."""
+    from cva_tasks import storage
+
+    _train(root, date(2025, 1, 6), 0.70, None)
+    [old] = registry.list_runs("churn", root)
+    fs, target = storage.filesystem(registry.model_uri(old, root))
+    real_mv = type(fs).mv
+    failed: list[str] = []
+
+    def mv(self, src, dst, *args, **kwargs):
+        if str(dst).rstrip("/") == target and not failed:
+            failed.append(str(src))
+            raise OSError("connection reset while moving the new model in")
+        return real_mv(self, src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(type(fs), "mv", mv)
+    with pytest.raises(OSError, match="connection reset"):
+        _train(root, date(2025, 1, 6), 0.71, None)
+    monkeypatch.undo()
+
+    assert failed, "the move into place was attempted"
+    [kept] = registry.list_runs("churn", root)
+    assert kept.metric_value == pytest.approx(0.70)
+    assert (registry.local_copy(kept, root) / "model.txt").read_text().endswith("0.7")
+
+
+def test_a_version_a_killed_retrain_took_away_is_put_back(root: str) -> None:
+    from cva_tasks import storage
+
+    _train(root, date(2025, 1, 6), 0.70, None)
+    [old] = registry.list_runs("churn", root)
+    fs, target = storage.filesystem(registry.model_uri(old, root))
+    parent, name = target.rsplit("/", 1)
+    fs.mv(target, f"{parent}/.{name}.old-0123456789ab", recursive=True)
+    fs.makedirs(f"{parent}/.{name}.new-0123456789ab", exist_ok=True)
+    fs.pipe(f"{parent}/.{name}.new-0123456789ab/model.txt", b"half written")
+
+    [kept] = registry.list_runs("churn", root)
+    assert kept.metric_value == pytest.approx(0.70)
+    assert (registry.local_copy(kept, root) / "model.txt").read_text().endswith("0.7")
+    assert sorted(p.rsplit("/", 1)[1] for p in fs.ls(parent, detail=False)) == [name]

@@ -24,7 +24,8 @@ from cva_tasks.sources.base import (
 )
 
 INTERVAL = Interval.for_day(date(2025, 11, 28))
-GOOD_QUERY = "SELECT id FROM orders WHERE updated_at >= :start AND updated_at < :end"
+WINDOW = "WHERE updated_at >= :start AND updated_at < :end"
+GOOD_QUERY = f"SELECT id, updated_at FROM orders {WINDOW}"
 
 
 def identity(frame, interval):
@@ -54,9 +55,9 @@ def test_the_good_query_reads_its_rows(shop):
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("SELECT id FROM ordres WHERE updated_at >= :start AND updated_at < :end", "no such table"),
-        ("SELECT idd FROM orders WHERE updated_at >= :start AND updated_at < :end", "no such col"),
-        ("SELEC id FROM orders WHERE updated_at >= :start AND updated_at < :end", "syntax error"),
+        (f"SELECT id, updated_at FROM ordres {WINDOW}", "no such table"),
+        (f"SELECT idd, updated_at FROM orders {WINDOW}", "no such col"),
+        (f"SELEC id, updated_at FROM orders {WINDOW}", "syntax error"),
     ],
     ids=["missing table", "missing column", "syntax"],
 )
@@ -127,10 +128,10 @@ def pg_shop(pg_schema, monkeypatch):
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("SELECT id FROM ordres WHERE updated_at >= :start AND updated_at < :end", "ordres"),
-        ("SELECT idd FROM orders WHERE updated_at >= :start AND updated_at < :end", "idd"),
-        ("SELEC id FROM orders WHERE updated_at >= :start AND updated_at < :end", "syntax"),
-        ("SELECT id / 0 FROM orders WHERE updated_at >= :start AND updated_at < :end", "zero"),
+        (f"SELECT id, updated_at FROM ordres {WINDOW}", "ordres"),
+        (f"SELECT idd, updated_at FROM orders {WINDOW}", "idd"),
+        (f"SELEC id, updated_at FROM orders {WINDOW}", "syntax"),
+        (f"SELECT id / 0, updated_at FROM orders {WINDOW}", "zero"),
     ],
     ids=["missing table", "missing column", "syntax", "data error"],
 )
