@@ -47,7 +47,13 @@ log = logging.getLogger(__name__)
 
 
 class MissingPartition(FileNotFoundError):
-    """A source has the entity but its raw partition of the day is not in the lake."""
+    """A source has the entity but its raw partition of the day is not in the lake.
+
+    Not retryable: the day has to be landed (its source DAG run), which a retry of the
+    staging task minutes later does not do; the message says how.
+    """
+
+    retryable = False
 
 
 def staged_schema(entity: str) -> pa.Schema:

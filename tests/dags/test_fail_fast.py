@@ -108,3 +108,14 @@ def test_a_hand_altered_warehouse_fails_publish_at_once_and_a_down_one_is_retrie
     monkeypatch.setattr(publish, "publish", raising(WarehouseUnavailable("pg down")))
     with pytest.raises(WarehouseUnavailable):
         run_task(dagbag, "cva_customer_value", "publish")
+
+
+def test_a_missing_source_day_fails_staging_at_once():
+    from cva_tasks.staging import MissingPartition
+    from cva_tasks.steps.failures import fail_fast
+
+    def stage():
+        raise MissingPartition("staging ds=2025-06-10: source 'demo_shop' ... land it first")
+
+    with pytest.raises(AirflowFailException, match="land it first"):
+        fail_fast(stage)
