@@ -187,6 +187,7 @@ def _move(fs: fsspec.AbstractFileSystem, source: str, target: str) -> None:
 def writer_lock(uri: str, timeout: float | None = None) -> Iterator[None]:
     """Hold the writer lock of the folder ``uri`` (what :func:`replace_folder` takes)."""
     fs, path = filesystem(uri)
+    fs.makedirs(path.rstrip("/").rsplit("/", 1)[0], exist_ok=True)
     with locks.holding(fs, path, timeout=timeout):
         yield
 
@@ -273,6 +274,49 @@ def remove(uri: str) -> None:
         fs.rm(path, recursive=True)
 
 
+def abandoned_partitions(folder_uri: str, older_than_seconds: float) -> list[str]:
+    """Partition folders (``ds=...``) under ``folder_uri`` untouched for that long.
+
+    "Untouched" is the newest modification time of the folder and anything in it, so a
+    folder a task still writes to is never old.
+    """
+    import time
+
+    fs, root = filesystem(folder_uri)
+    if not fs.exists(root):
+        return []
+    newest: dict[str, float] = {}
+    for path, info in fs.find(root, withdirs=True, detail=True).items():
+        path = path.rstrip("/")
+        parts = path.split("/")
+        tops = [i for i, part in enumerate(parts) if PARTITION_RE.match(part)]
+        if not tops:
+            continue
+        partition = "/".join(parts[: tops[0] + 1])
+        stamp = _modified(info)
+        newest[partition] = max(newest.get(partition, 0.0), stamp)
+    cutoff = time.time() - older_than_seconds
+    found = sorted(p for p, stamp in newest.items() if stamp < cutoff)
+    return [p if locks.is_local(fs) else fs.unstrip_protocol(p) for p in found]
+
+
+def _modified(info: Mapping[str, Any]) -> float:
+    """A listing entry's modification time in seconds (0.0 when the store gives none)."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, int | float):
+            return float(value)
+        if hasattr(value, "timestamp"):
+            return float(value.timestamp())
+        try:
+            return datetime.fromisoformat(str(value)).timestamp()
+        except ValueError:
+            continue
+    return 0.0
+
+
 def _dump_json(fs: fsspec.AbstractFileSystem, path: str, obj: Any) -> None:
     with fs.open(path, "w") as handle:
         json.dump(obj, handle, indent=1, default=str, sort_keys=True)
@@ -282,6 +326,29 @@ def write_json(obj: Any, file_uri: str) -> None:
     fs, path = filesystem(file_uri)
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     _dump_json(fs, path, obj)
+
+
+def write_json_atomic(obj: Any, file_uri: str) -> None:
+    """Write a JSON file that readers see whole or not at all, never half-written.
+
+    Locally a hidden sibling is written and renamed over the file (a rename replaces
+    atomically); on an object store one ``put`` of an object is atomic already.
+    """
+    fs, path = filesystem(file_uri)
+    parent, name = path.rsplit("/", 1)
+    fs.makedirs(parent, exist_ok=True)
+    if not locks.is_local(fs):
+        _dump_json(fs, path, obj)
+        return
+    import os
+
+    temporary = f"{parent}/.{name}.new-{uuid.uuid4().hex[:12]}"
+    try:
+        _dump_json(fs, temporary, obj)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 def read_json(file_uri: str) -> Any:
