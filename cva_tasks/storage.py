@@ -136,6 +136,58 @@ def replace_partition(
     return join(partition, "part-0.parquet")
 
 
+def rewrite_partition(
+    partition: str,
+    transform: Callable[[pa.Table], pa.Table],
+    sidecars: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> tuple[int, int]:
+    """Replace a partition by ``transform`` of its rows, read and written under one lock.
+
+    Reading inside the swap (the writer lock held) means no other writer's version of
+    the partition can land between the read and the write and be lost.
+
+    Args:
+        transform: the rows to keep or change, from the partition's rows.
+        sidecars: the partition's hidden JSON files (``_name.json``) as they should be
+            written back, from what they hold now; default: copied as they are.
+
+    Returns:
+        ``(rows before, rows after)``.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    counts = [0, 0]
+
+    def write(fs: fsspec.AbstractFileSystem, folder: str) -> None:
+        live = filesystem(partition)[1].rstrip("/")
+        files = [f"{live}/{name}" for name in visible_files(fs, live)]
+        table = pa.concat_tables([pq.read_table(f, filesystem=fs) for f in files])
+        kept = transform(table)
+        counts[:] = [table.num_rows, kept.num_rows]
+        with fs.open(f"{folder}/part-0.parquet", "wb") as handle:
+            pq.write_table(kept, handle, compression="zstd")
+        documents = {
+            name: json.loads(fs.cat_file(f"{live}/{name}"))
+            for name in (p.rsplit("/", 1)[1] for p in fs.ls(live, detail=False))
+            if name.startswith("_") and name.endswith(".json")
+        }
+        for name, document in (sidecars(documents) if sidecars else documents).items():
+            _dump_json(fs, f"{folder}/{name}", document)
+
+    replace_folder(partition, write)
+    return counts[0], counts[1]
+
+
+def list_folders(uri: str) -> list[str]:
+    """Names of the visible (not ``.``/``_``) subfolders of ``uri``, sorted."""
+    fs, path = filesystem(uri)
+    if not fs.exists(path):
+        return []
+    names = (p.rstrip("/").rsplit("/", 1)[1] for p in fs.ls(path, detail=False) if fs.isdir(p))
+    return sorted(name for name in names if not _is_hidden(name))
+
+
 def replace_folder(uri: str, write: Callable[[fsspec.AbstractFileSystem, str], None]) -> None:
     """Replace the folder ``uri`` whole by what ``write(fs, path)`` puts in ``path``.
 
