@@ -29,7 +29,10 @@ def read_register(lake: Lake) -> dict[str, str]:
     uri = lake.erasure_register()
     if not storage.exists(uri):
         return {}
-    record = storage.read_json(uri)
+    try:
+        record = storage.read_json(uri)
+    except ValueError:  # JSONDecodeError: the message below says what to do
+        record = None
     if not isinstance(record, dict) or record.get("version") != VERSION:
         raise ValueError(
             f"{uri}: not an erasure register of version {VERSION}; restore it from a backup "

@@ -124,3 +124,13 @@ def test_a_short_key_is_refused_without_echoing_it(monkeypatch) -> None:
     with pytest.raises(SettingsError, match="CVA_PSEUDONYMISE_KEY") as raised:
         Settings.from_env()
     assert "hunter2" not in str(raised.value)
+
+
+def test_a_corrupt_erasure_register_stops_staging_naming_the_file(lake) -> None:
+    land_shop_day(lake)
+    register = Lake(str(lake)).erasure_register()
+    storage.write_json_atomic({"version": 1, "erased": []}, register)
+    with open(register, "w") as handle:
+        handle.write('{"version": 1, "erased": [')  # cut short
+    with pytest.raises(ValueError, match=r"privacy/erased\.json"):
+        stage_day(DAY, ["demo_shop", "demo_feedback"], str(lake))
