@@ -94,8 +94,12 @@ def visible_files(fs: fsspec.AbstractFileSystem, folder: str) -> dict[str, dict[
     return dict(sorted(found.items()))
 
 
-def read_table(uri: str) -> pa.Table:
-    """Read a Parquet file or a partition folder (its visible Parquet files)."""
+def read_table(uri: str, columns: list[str] | None = None) -> pa.Table:
+    """Read a Parquet file or a partition folder (its visible Parquet files).
+
+    Args:
+        columns: only these columns (default: all); a missing one is an error.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -104,8 +108,8 @@ def read_table(uri: str) -> pa.Table:
         _restore_if_abandoned(fs, path)
     if fs.isdir(path):
         files = [f"{path.rstrip('/')}/{name}" for name in visible_files(fs, path)]
-        return pa.concat_tables([pq.read_table(f, filesystem=fs) for f in files])
-    return pq.read_table(path, filesystem=fs)
+        return pa.concat_tables([pq.read_table(f, filesystem=fs, columns=columns) for f in files])
+    return pq.read_table(path, filesystem=fs, columns=columns)
 
 
 def replace_partition(

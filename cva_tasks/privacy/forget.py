@@ -59,8 +59,9 @@ def _holds(partition: str, ids: Collection[str]) -> bool:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    table = storage.read_table(partition)
-    if CUSTOMER_ID not in table.column_names:
+    try:
+        table = storage.read_table(partition, columns=[CUSTOMER_ID])
+    except pa.ArrowInvalid:  # a table without customers (segment profiles, topics)
         return False
     values = pa.array(sorted(ids), type=pa.string())
     return bool(pc.any(pc.is_in(table[CUSTOMER_ID].cast(pa.string()), value_set=values)).as_py())

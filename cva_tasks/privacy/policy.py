@@ -44,22 +44,26 @@ class StagingPrivacy:
         """The rows of customers not erased, with pseudonymised ids when a key is set.
 
         Rows without a customer id (and tables without the column) pass as they are.
+        Each distinct id is hashed once (a day of a large source repeats ids a lot).
         """
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         if CUSTOMER_ID not in table.column_names or not (self.key or self.erased):
             return table
-        ids = table[CUSTOMER_ID].to_pylist()
         if self.erased:
-            keep = [value is None or id_hash(value) not in self.erased for value in ids]
-            if not all(keep):
-                table = table.filter(pa.array(keep))
-                ids = [value for value, kept in zip(ids, keep, strict=True) if kept]
+            encoded = pc.dictionary_encode(table[CUSTOMER_ID].combine_chunks())
+            erased = pa.array(
+                [id_hash(v) in self.erased for v in encoded.dictionary.to_pylist()], pa.bool_()
+            )
+            hit = pc.take(erased, encoded.indices).fill_null(False)
+            if pc.any(hit).as_py():
+                table = table.filter(pc.invert(hit))
         if self.key:
+            encoded = pc.dictionary_encode(table[CUSTOMER_ID].combine_chunks())
+            aliases = pa.array(pseudonyms(encoded.dictionary.to_pylist(), self.key), pa.string())
             position = table.schema.get_field_index(CUSTOMER_ID)
             table = table.set_column(
-                position,
-                table.schema.field(position),
-                pa.array(pseudonyms(ids, self.key), type=pa.string()),
+                position, table.schema.field(position), pc.take(aliases, encoded.indices)
             )
         return table

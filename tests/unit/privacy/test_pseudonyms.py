@@ -134,3 +134,13 @@ def test_a_corrupt_erasure_register_stops_staging_naming_the_file(lake) -> None:
         handle.write('{"version": 1, "erased": [')  # cut short
     with pytest.raises(ValueError, match=r"privacy/erased\.json"):
         stage_day(DAY, ["demo_shop", "demo_feedback"], str(lake))
+
+
+@pytest.mark.parametrize("ids", [[], [None, None]])
+def test_a_day_without_customer_ids_stages_with_a_register_and_a_key(ids) -> None:
+    from cva_tasks.privacy.policy import StagingPrivacy
+    from cva_tasks.privacy.register import id_hash
+
+    table = pa.table({"customer_id": pa.array(ids, pa.string())})
+    privacy = StagingPrivacy(key=KEY, erased=frozenset({id_hash("42")}))
+    assert privacy.apply(table).to_pylist() == table.to_pylist()
