@@ -118,7 +118,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         {
             "variable": spec.metadata["env"],
             "default": spec.metadata["default"],
-            "value": getattr(settings, spec.name),
+            "value": _shown(getattr(settings, spec.name), spec.metadata.get("secret", False)),
             "set": spec.metadata["env"] in settings.environ,
             "meaning": spec.metadata["doc"],
         }
@@ -130,6 +130,13 @@ def cmd_config(args: argparse.Namespace) -> int:
     )
     _print({"settings": rows}, args.json, text)
     return 0
+
+
+def _shown(value: object, secret: bool) -> object:
+    """A setting's value as ``cva config`` prints it: a secret only as set or not."""
+    if not secret:
+        return value
+    return "(hidden)" if value else None
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -173,7 +180,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         history[-1],
         len(days),
     )
-    write_raw_from_frames(frames, settings.data_root, days=history)
+    write_raw_from_frames(
+        frames, settings.data_root, days=history, pseudonymise_key=settings.pseudonymise_key
+    )
 
     from cva_tasks.airflow_runner import output_to, run_dag_for_day
 
@@ -382,6 +391,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 1 if result.get("ok") is False else 0
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    from cva_tasks.privacy.forget import command
+
+    result = command(args)
+    text = result.pop("text")
+    _print(result, args.json, text)
+    return 0
+
+
 def cmd_lake_check(args: argparse.Namespace) -> int:
     from cva_tasks.lake_check import command
 
@@ -476,6 +494,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="put back what killed writers took away, clean up, restage stale days",
     )
     check.set_defaults(func=cmd_lake_check)
+
+    forget = sub.add_parser(
+        "forget",
+        help="erase customers (source ids) from raw, staged, features, scores and the "
+        "warehouse; staging keeps them out",
+    )
+    forget.add_argument("customer_ids", nargs="+", metavar="CUSTOMER_ID", help="source ids")
+    forget.add_argument("--json", action="store_true")
+    forget.set_defaults(func=cmd_forget)
 
     sources = sub.add_parser("sources", help="list the registered sources")
     sources.add_argument("--json", action="store_true")

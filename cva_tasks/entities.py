@@ -90,3 +90,15 @@ VERSION_COLUMNS: dict[str, str] = {
     "items": "updated_at",
     "feedback": "submitted_at",
 }
+
+#: Columns whose values identify a person (emails, names, phone numbers, free-text
+#: addresses, free text a customer wrote). Their values are masked in every DQ message,
+#: log line and stored validation result (:mod:`cva_tasks.quality.masking`); the data
+#: itself (raw, quarantine, staged) keeps them. A source's phone number or address is
+#: mapped into one of these columns or left out of the canonical entity.
+PII_COLUMNS: dict[str, frozenset[str]] = {
+    "transactions": frozenset(),
+    "customers": frozenset({"email", "full_name"}),
+    "items": frozenset(),
+    "feedback": frozenset({"text"}),
+}

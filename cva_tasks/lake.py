@@ -13,6 +13,7 @@ Layout under the data root (``ds`` is the day of a run's data interval)::
     scores/<table>/ds=YYYY-MM-DD/                               what the warehouse loads
     models/<kind>/<version>/                                    one trained model run
     drift/<kind>/ds=YYYY-MM-DD/psi.json                         the day's feature drift check
+    privacy/erased.json                                         customers erased (hashes)
 
 Paths are plain strings (a local folder or any fsspec URI); :mod:`cva_tasks.storage`
 reads and writes them. Nothing here touches the file system.
@@ -79,6 +80,10 @@ class Lake:
         """A file of the day's results folder, by the name a listing gave."""
         return join(self.dq(source, entity, ds), name)
 
+    def work_root(self) -> str:
+        """The work areas of all runs (what a killed task left is found here)."""
+        return self._folder("work")
+
     def work(self, run_id: str, source: str, entity: str, ds: date) -> str:
         """Where one run's tasks hand an entity-day to each other."""
         return self._folder("work", run_key(run_id), source, entity, ds=ds)
@@ -125,6 +130,20 @@ class Lake:
     def drift_file(self, kind: str, ds: date) -> str:
         """The day's drift check of ``kind`` (population stability index per feature)."""
         return join(self.drift(kind, ds), "psi.json")
+
+    def features_root(self) -> str:
+        """Every feature set (``features/<feature set>/``)."""
+        return self._folder("features")
+
+    def scores_root(self) -> str:
+        """Every scores table (``scores/<table>/``)."""
+        return self._folder("scores")
+
+    # --- privacy ------------------------------------------------------------------------
+
+    def erasure_register(self) -> str:
+        """The hashes of the customers erased by ``cva forget`` (staging drops them)."""
+        return join(self.root, "privacy", "erased.json")
 
     # --- other ------------------------------------------------------------------------
 

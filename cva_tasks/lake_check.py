@@ -8,7 +8,9 @@ The check lists:
 * staged partitions that are not what the raw lake says (never staged, deleted, built
   before a source landed or landed again): :func:`cva_tasks.restaging.check_staging`;
 * days a source that feeds the pipeline has not landed, with the commands that land
-  them (the stage step refuses these days).
+  them (the stage step refuses these days);
+* work folders of source runs untouched for a day: a task killed outright (``SIGKILL``,
+  out of memory) cannot clean up, and its folder holds the day's rows, PII included.
 
 ``--repair`` puts back and cleans up what writers left (never while a writer holds the
 folder) and restages the stale partitions whose raw inputs are all there. Missing
@@ -32,6 +34,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: A run's work folder untouched this long is taken as left by a killed task: a source
+#: run's tasks hand over to each other within minutes, retries included.
+ABANDONED_WORK_SECONDS = 24 * 3600
+
 
 def command(args: argparse.Namespace) -> dict[str, Any]:
     from cva_tasks.settings import Settings
@@ -49,13 +55,14 @@ def check_lake(settings: Settings) -> dict[str, Any]:
 
     Returns:
         ``ok`` (nothing found), ``lake``, ``leftovers`` (folder, entry, state,
-        problem), ``stale`` (ds, entity, why), ``missing`` (source, entity, ds) and
-        ``missing_help`` (lines saying how to land them).
+        problem), ``stale`` (ds, entity, why), ``missing`` (source, entity, ds),
+        ``missing_help`` (lines saying how to land them) and ``abandoned_work`` (folder).
     """
     staging = check_staging(settings)  # reading puts back what killed writers took away
     leftovers = storage.find_leftovers(settings.data_root)
+    abandoned = storage.abandoned_partitions(settings.lake.work_root(), ABANDONED_WORK_SECONDS)
     return {
-        "ok": not (leftovers or staging.stale or staging.missing),
+        "ok": not (leftovers or staging.stale or staging.missing or abandoned),
         "lake": settings.data_root,
         "leftovers": [{**asdict(item), "problem": item.describe()} for item in leftovers],
         "stale": [
@@ -67,6 +74,7 @@ def check_lake(settings: Settings) -> dict[str, Any]:
             for item in staging.missing
         ],
         "missing_help": staging.missing_lines() if staging.missing else [],
+        "abandoned_work": [{"folder": folder} for folder in abandoned],
     }
 
 
@@ -84,6 +92,9 @@ def repair_lake(settings: Settings) -> list[str]:
             done.append(f"skipped {folder}: a writer holds it now; check again when it is done")
             continue
         done += actions or [f"released the lock a dead writer left on {folder}"]
+    for folder in storage.abandoned_partitions(settings.lake.work_root(), ABANDONED_WORK_SECONDS):
+        storage.remove(folder)
+        done.append(f"removed the abandoned work folder {folder}")
     staging = check_staging(settings)
     todo = staging.stale_by_day()
     if todo:
@@ -125,7 +136,12 @@ def _text(result: dict[str, Any]) -> str:
     if result["missing"]:
         lines.append("raw partitions missing for sources that feed the pipeline:")
         lines += result["missing_help"]
-    if result["leftovers"] or result["stale"]:
+    if result["abandoned_work"]:
+        lines.append(
+            f"work folders of killed tasks, untouched for a day ({len(result['abandoned_work'])}):"
+        )
+        lines += [f"  {item['folder']}" for item in result["abandoned_work"]]
+    if result["leftovers"] or result["stale"] or result["abandoned_work"]:
         lines.append("run `cva lake check --repair` to put back, clean up and restage")
     if result["ok"]:
         lines.append("ok: no leftovers, every staged day matches its raw inputs")

@@ -246,5 +246,6 @@ def restage(
             settings.data_root,
             settings.source_modules,
             entities=None if entities is None else set(entities),
+            pseudonymise_key=settings.pseudonymise_key,
         )
     return staged

@@ -136,9 +136,34 @@ def _discount_rate(text: str, env: str) -> float:
     return rate
 
 
-def _setting(env: str, parse: Callable[[str, str], Any], default: str, doc: str) -> Any:
-    """A settings field: its variable, parser, default (as the text a user would write)."""
-    return field(metadata={"env": env, "parse": parse, "default": default, "doc": doc})
+#: The shortest pseudonymisation key accepted: a short key could be found by trying.
+MIN_SECRET_CHARS = 16
+
+
+def _secret(text: str, env: str) -> str | None:
+    """A secret: never echoed, not even in the error about it."""
+    if not text:
+        return None
+    if len(text) < MIN_SECRET_CHARS:
+        raise SettingsError(
+            f"{env}: the key is {len(text)} characters long; use at least {MIN_SECRET_CHARS} "
+            "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+        )
+    return text
+
+
+def _setting(
+    env: str, parse: Callable[[str, str], Any], default: str, doc: str, *, secret: bool = False
+) -> Any:
+    """A settings field: its variable, parser, default (as the text a user would write).
+
+    A ``secret`` is left out of the settings' repr (so of tracebacks and logs) and
+    ``cva config`` shows only whether it is set.
+    """
+    return field(
+        repr=not secret,
+        metadata={"env": env, "parse": parse, "default": default, "doc": doc, "secret": secret},
+    )
 
 
 def _per_kind_env(env: str, kind: str) -> str:
@@ -283,9 +308,18 @@ class Settings:
         "postgresql+psycopg2://postgres@127.0.0.1:5432/test",
         "the PostgreSQL `cva bench load` uses",
     )
+    pseudonymise_key: str | None = _setting(
+        "CVA_PSEUDONYMISE_KEY",
+        _secret,
+        "",
+        "secret key (16+ chars): customer ids from staging on are its keyed hash "
+        "(HMAC-SHA256); raw keeps the source's ids; never printed",
+        secret=True,
+    )
     train_every_days_by_kind: Mapping[str, int] = field(default_factory=dict)
     promotion_tolerance_by_kind: Mapping[str, float] = field(default_factory=dict)
     extract_lookback_hours_by_source: Mapping[str, int] = field(default_factory=dict)
+    # repr=False: it holds every CVA_* variable, secrets included.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod

@@ -43,6 +43,8 @@ from cva_tasks.lake import STAGED_INPUTS_FILE, Lake
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from cva_tasks.privacy.policy import StagingPrivacy
+
 log = logging.getLogger(__name__)
 
 
@@ -63,12 +65,16 @@ def staged_schema(entity: str) -> pa.Schema:
     return pa.schema([pa.field("source", pa.string()), *SCHEMAS[entity]])
 
 
-def stage_tables(entity: str, tables: Mapping[str, pa.Table]) -> pa.Table:
+def stage_tables(
+    entity: str, tables: Mapping[str, pa.Table], privacy: StagingPrivacy | None = None
+) -> pa.Table:
     """Union one day's raw tables of ``entity`` (one per source) and drop duplicate keys.
 
     Args:
         entity: Canonical entity name.
         tables: Raw table per source name, each in the canonical schema of ``entity``.
+        privacy: erased customers to drop and the key that pseudonymises customer ids
+            (:mod:`cva_tasks.privacy.policy`); None: rows as landed.
 
     Returns:
         The staged table (grain and columns as in the module docstring), sorted by
@@ -83,6 +89,8 @@ def stage_tables(entity: str, tables: Mapping[str, pa.Table]) -> pa.Table:
     parts = []
     for source in sorted(tables):
         table = tables[source].select(canonical.names).cast(canonical)
+        if privacy is not None:
+            table = privacy.apply(table)
         parts.append(
             table.add_column(0, schema.field("source"), pa.repeat(pa.scalar(source), len(table)))
         )
@@ -131,6 +139,7 @@ def stage_day(
     data_root: str,
     extra_modules: Sequence[str] = (),
     entities: Collection[str] | None = None,
+    pseudonymise_key: str | None = None,
 ) -> dict[str, int]:
     """Stage day ``ds``: union the raw partitions of ``sources`` per canonical entity.
 
@@ -150,6 +159,8 @@ def stage_day(
         data_root: Lake root (local path or fsspec URI).
         extra_modules: source modules outside the package (``CVA_SOURCE_MODULES``).
         entities: only these entities (default: every canonical entity).
+        pseudonymise_key: ``CVA_PSEUDONYMISE_KEY``: customer ids are staged as its
+            keyed hash. Customers in the lake's erasure register are always dropped.
 
     Returns:
         Rows staged per entity.
@@ -159,9 +170,11 @@ def stage_day(
             that should exist but does not (the source's day has not been landed).
         KeyError: for an unknown source name.
     """
+    from cva_tasks.privacy.policy import StagingPrivacy
     from cva_tasks.sources.registry import get_source
 
     lake = Lake(data_root)
+    privacy = StagingPrivacy.for_lake(lake, pseudonymise_key)
     specs = {
         name: {spec.entity for spec in get_source(name, extra_modules).entities} for name in sources
     }
@@ -183,7 +196,7 @@ def stage_day(
             # Fingerprint first: a partition landed again while it is read is restaged.
             inputs[name] = storage.partition_fingerprint(uri)
             tables[name] = storage.read_table(uri)
-        staged = stage_tables(entity, tables)
+        staged = stage_tables(entity, tables, privacy)
         write_staged(lake, entity, ds, staged, inputs)
         counts[entity] = staged.num_rows
     log.info("staged ds=%s from %s: %s", ds.isoformat(), ", ".join(sorted(specs)), counts)

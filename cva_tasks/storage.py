@@ -94,8 +94,12 @@ def visible_files(fs: fsspec.AbstractFileSystem, folder: str) -> dict[str, dict[
     return dict(sorted(found.items()))
 
 
-def read_table(uri: str) -> pa.Table:
-    """Read a Parquet file or a partition folder (its visible Parquet files)."""
+def read_table(uri: str, columns: list[str] | None = None) -> pa.Table:
+    """Read a Parquet file or a partition folder (its visible Parquet files).
+
+    Args:
+        columns: only these columns (default: all); a missing one is an error.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -104,8 +108,8 @@ def read_table(uri: str) -> pa.Table:
         _restore_if_abandoned(fs, path)
     if fs.isdir(path):
         files = [f"{path.rstrip('/')}/{name}" for name in visible_files(fs, path)]
-        return pa.concat_tables([pq.read_table(f, filesystem=fs) for f in files])
-    return pq.read_table(path, filesystem=fs)
+        return pa.concat_tables([pq.read_table(f, filesystem=fs, columns=columns) for f in files])
+    return pq.read_table(path, filesystem=fs, columns=columns)
 
 
 def replace_partition(
@@ -134,6 +138,58 @@ def replace_partition(
 
     replace_folder(partition, write)
     return join(partition, "part-0.parquet")
+
+
+def rewrite_partition(
+    partition: str,
+    transform: Callable[[pa.Table], pa.Table],
+    sidecars: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> tuple[int, int]:
+    """Replace a partition by ``transform`` of its rows, read and written under one lock.
+
+    Reading inside the swap (the writer lock held) means no other writer's version of
+    the partition can land between the read and the write and be lost.
+
+    Args:
+        transform: the rows to keep or change, from the partition's rows.
+        sidecars: the partition's hidden JSON files (``_name.json``) as they should be
+            written back, from what they hold now; default: copied as they are.
+
+    Returns:
+        ``(rows before, rows after)``.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    counts = [0, 0]
+
+    def write(fs: fsspec.AbstractFileSystem, folder: str) -> None:
+        live = filesystem(partition)[1].rstrip("/")
+        files = [f"{live}/{name}" for name in visible_files(fs, live)]
+        table = pa.concat_tables([pq.read_table(f, filesystem=fs) for f in files])
+        kept = transform(table)
+        counts[:] = [table.num_rows, kept.num_rows]
+        with fs.open(f"{folder}/part-0.parquet", "wb") as handle:
+            pq.write_table(kept, handle, compression="zstd")
+        documents = {
+            name: json.loads(fs.cat_file(f"{live}/{name}"))
+            for name in (p.rsplit("/", 1)[1] for p in fs.ls(live, detail=False))
+            if name.startswith("_") and name.endswith(".json")
+        }
+        for name, document in (sidecars(documents) if sidecars else documents).items():
+            _dump_json(fs, f"{folder}/{name}", document)
+
+    replace_folder(partition, write)
+    return counts[0], counts[1]
+
+
+def list_folders(uri: str) -> list[str]:
+    """Names of the visible (not ``.``/``_``) subfolders of ``uri``, sorted."""
+    fs, path = filesystem(uri)
+    if not fs.exists(path):
+        return []
+    names = (p.rstrip("/").rsplit("/", 1)[1] for p in fs.ls(path, detail=False) if fs.isdir(p))
+    return sorted(name for name in names if not _is_hidden(name))
 
 
 def replace_folder(uri: str, write: Callable[[fsspec.AbstractFileSystem, str], None]) -> None:
@@ -187,6 +243,7 @@ def _move(fs: fsspec.AbstractFileSystem, source: str, target: str) -> None:
 def writer_lock(uri: str, timeout: float | None = None) -> Iterator[None]:
     """Hold the writer lock of the folder ``uri`` (what :func:`replace_folder` takes)."""
     fs, path = filesystem(uri)
+    fs.makedirs(path.rstrip("/").rsplit("/", 1)[0], exist_ok=True)
     with locks.holding(fs, path, timeout=timeout):
         yield
 
@@ -273,6 +330,49 @@ def remove(uri: str) -> None:
         fs.rm(path, recursive=True)
 
 
+def abandoned_partitions(folder_uri: str, older_than_seconds: float) -> list[str]:
+    """Partition folders (``ds=...``) under ``folder_uri`` untouched for that long.
+
+    "Untouched" is the newest modification time of the folder and anything in it, so a
+    folder a task still writes to is never old.
+    """
+    import time
+
+    fs, root = filesystem(folder_uri)
+    if not fs.exists(root):
+        return []
+    newest: dict[str, float] = {}
+    for path, info in fs.find(root, withdirs=True, detail=True).items():
+        path = path.rstrip("/")
+        parts = path.split("/")
+        tops = [i for i, part in enumerate(parts) if PARTITION_RE.match(part)]
+        if not tops:
+            continue
+        partition = "/".join(parts[: tops[0] + 1])
+        stamp = _modified(info)
+        newest[partition] = max(newest.get(partition, 0.0), stamp)
+    cutoff = time.time() - older_than_seconds
+    found = sorted(p for p, stamp in newest.items() if stamp < cutoff)
+    return [p if locks.is_local(fs) else fs.unstrip_protocol(p) for p in found]
+
+
+def _modified(info: Mapping[str, Any]) -> float:
+    """A listing entry's modification time in seconds (0.0 when the store gives none)."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, int | float):
+            return float(value)
+        if hasattr(value, "timestamp"):
+            return float(value.timestamp())
+        try:
+            return datetime.fromisoformat(str(value)).timestamp()
+        except ValueError:
+            continue
+    return 0.0
+
+
 def _dump_json(fs: fsspec.AbstractFileSystem, path: str, obj: Any) -> None:
     with fs.open(path, "w") as handle:
         json.dump(obj, handle, indent=1, default=str, sort_keys=True)
@@ -282,6 +382,29 @@ def write_json(obj: Any, file_uri: str) -> None:
     fs, path = filesystem(file_uri)
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     _dump_json(fs, path, obj)
+
+
+def write_json_atomic(obj: Any, file_uri: str) -> None:
+    """Write a JSON file that readers see whole or not at all, never half-written.
+
+    Locally a hidden sibling is written and renamed over the file (a rename replaces
+    atomically); on an object store one ``put`` of an object is atomic already.
+    """
+    fs, path = filesystem(file_uri)
+    parent, name = path.rsplit("/", 1)
+    fs.makedirs(parent, exist_ok=True)
+    if not locks.is_local(fs):
+        _dump_json(fs, path, obj)
+        return
+    import os
+
+    temporary = f"{parent}/.{name}.new-{uuid.uuid4().hex[:12]}"
+    try:
+        _dump_json(fs, temporary, obj)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 def read_json(file_uri: str) -> Any:

@@ -232,6 +232,7 @@ def write_raw_from_frames(
     days: Sequence[date] | None = None,
     *,
     stage: bool = True,
+    pseudonymise_key: str | None = None,
 ) -> None:
     """Land the demo shop's raw partitions (and stage them) for each day, as the DAGs would.
 
@@ -246,6 +247,7 @@ def write_raw_from_frames(
         data_root: Lake root (local path or fsspec URI).
         days: Days to land; default every day of the shop's period.
         stage: Also stage each day (identical to ``stage_day(day, SOURCES)``).
+        pseudonymise_key: ``CVA_PSEUDONYMISE_KEY``, as ``stage_day`` takes it.
     """
     t0 = time.perf_counter()
     root = data_root.rstrip("/")
@@ -276,7 +278,7 @@ def write_raw_from_frames(
         slices[SHOP, "transactions"].add(
             to_table(mapped, "transactions", f"{SHOP}.transactions"), row_day[lo:hi]
         )
-        _write_days(root, day_list[b : b + _BLOCK_DAYS], slices, stage)
+        _write_days(root, day_list[b : b + _BLOCK_DAYS], slices, stage, pseudonymise_key)
         log.info(
             "landed%s days %s..%s (%d/%d days, %d transaction rows, %.1f s)",
             " and staged" if stage else "",
@@ -297,10 +299,14 @@ def _write_days(
     days: Sequence[date],
     slices: dict[tuple[str, str], _DaySlices],
     stage: bool,
+    pseudonymise_key: str | None = None,
 ) -> None:
     # Sequential on purpose: writer threads were slower (the per-partition work is
     # mostly Python in fsspec, which holds the GIL).
+    from cva_tasks.privacy.policy import StagingPrivacy
+
     lake = Lake(root)
+    privacy = StagingPrivacy.for_lake(lake, pseudonymise_key) if stage else None
     for day in days:
         key = _epoch_day(day)
         by_entity: dict[str, dict[str, pa.Table]] = {}
@@ -316,5 +322,5 @@ def _write_days(
                     for source in tables
                 }
                 staging.write_staged(
-                    lake, entity, day, staging.stage_tables(entity, tables), inputs
+                    lake, entity, day, staging.stage_tables(entity, tables, privacy), inputs
                 )

@@ -14,7 +14,7 @@ cheap, e.g. while Airflow parses DAG files.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from cva_tasks.quality.context import _LOCK, _runtime
+from cva_tasks.quality.masking import mask_result, pii_columns_of_suite
 from cva_tasks.quality.quarantine import DQ_RULES_COLUMN, _split
 from cva_tasks.quality.results import (
     ValidationOutcome,
@@ -47,6 +48,7 @@ def validate_frame(
     interval_start: datetime,
     interval_end: datetime,
     recent_row_counts: Sequence[int] = (),
+    pii_columns: Collection[str] | None = None,
 ) -> ValidationOutcome:
     """Validate a frame against a stored suite and split it into clean and quarantined rows.
 
@@ -56,6 +58,8 @@ def validate_frame(
         interval_start: Start of the run's data interval (inclusive); naive means UTC.
         interval_end: End of the run's data interval (exclusive); naive means UTC.
         recent_row_counts: Row counts of recent days, for ``recent_row_counts`` rules.
+        pii_columns: Columns whose values the result and the failures show masked;
+            ``None``: the PII columns of the suite's entity (``entities.PII_COLUMNS``).
 
     Returns:
         The outcome; use :func:`enforce` to decide whether the run may go on.
@@ -94,6 +98,8 @@ def validate_frame(
             runtime.release_batches()
     row_hits = _take_row_hits(validation, rules)  # before to_json_dict: it trims long lists
     result = validation.to_json_dict()
+    # Before the failures are read from it: their sample values go into errors and logs.
+    mask_result(result, pii_columns_of_suite(suite["name"]) if pii_columns is None else pii_columns)
 
     failures = _collect(result, rules)
     clean, quarantined = _split(frame, row_hits)

@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 REJECTED = "rejected_reason"
 INVALID = "invalid_reason"
 _MAX_VALUE_TEXT = 60
-#: Columns whose values may be personal data: their reasons name the rule, not the value.
-_VALUE_NOT_SHOWN = frozenset({"email", "full_name", "text"})
 
 
 def value_text(value: Any) -> str:
@@ -194,7 +192,7 @@ def convert(frame: pd.DataFrame, entity: str, where: str) -> tuple[pa.Table, pd.
     import pandas as pd
     import pyarrow as pa
 
-    from cva_tasks.entities import SCHEMAS
+    from cva_tasks.entities import PII_COLUMNS, SCHEMAS
 
     schema = SCHEMAS[entity]
     missing = [name for name in schema.names if name not in frame.columns]
@@ -215,7 +213,8 @@ def convert(frame: pd.DataFrame, entity: str, where: str) -> tuple[pa.Table, pd.
         if bad.any():
             found = pd.Series(None, index=frame.index, dtype=object)
             rule = f"{column.name} {rule}"
-            shown = column.name not in _VALUE_NOT_SHOWN
+            # A value of a PII column stays out of the reason (it ends in errors and logs).
+            shown = column.name not in PII_COLUMNS[entity]
             found[bad] = [reason(rule, v) if shown else rule for v in values[bad]]
             invalid = first_reason(invalid, found)
         try:

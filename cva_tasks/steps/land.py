@@ -7,11 +7,19 @@ to each other through ``work/<run>/...`` files, never through XCom.
 A day's raw partition changes only in :func:`land`, and only by a whole-folder
 swap: a failed extract or a failed quality gate leaves the previously landed
 partition exactly as it was.
+
+The work folder holds the day's rows, personal data included, so it goes when a
+step fails as well as when ``land`` finishes. A retried ``validate`` or ``land``
+that finds its input gone rebuilds it from the step before (a rerun gives the same
+rows). Only a task killed outright leaves its folder: ``cva lake check --repair``
+removes it a day later.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +54,22 @@ def _interval(start: datetime | str, end: datetime | str) -> Interval:
     return Interval(parse_instant(start), parse_instant(end))
 
 
+@contextmanager
+def _work_removed_on_failure(
+    run_id: str, source_name: str, entity: str, ds: date
+) -> Iterator[None]:
+    """Remove the entity-day's work folder when the step fails, whatever the error."""
+    try:
+        yield
+    except BaseException:
+        folder = Settings.from_env().lake.work(run_id, source_name, entity, ds)
+        try:
+            storage.remove(folder)
+        except Exception:  # the step's own error is the one to report
+            log.exception("could not remove the work folder %s", folder)
+        raise
+
+
 def extract(
     source_name: str, entity: str, start: datetime | str, end: datetime | str, run_id: str
 ) -> dict[str, Any]:
@@ -64,6 +88,13 @@ def extract(
     Raises:
         SourceError: naming source, entity, day and the problem.
     """
+    with _work_removed_on_failure(run_id, source_name, entity, _interval(start, end).ds):
+        return _extract(source_name, entity, start, end, run_id)
+
+
+def _extract(
+    source_name: str, entity: str, start: datetime | str, end: datetime | str, run_id: str
+) -> dict[str, Any]:
     settings = Settings.from_env()
     source = get_source(source_name, settings.source_modules)
     spec = source.entity(entity)
@@ -196,6 +227,13 @@ def validate(
             row-level rules or holding a value that did not convert passed
             ``CVA_MAX_FAILING_SHARE``.
     """
+    with _work_removed_on_failure(run_id, source_name, entity, _interval(start, end).ds):
+        return _validate(source_name, entity, start, end, run_id)
+
+
+def _validate(
+    source_name: str, entity: str, start: datetime | str, end: datetime | str, run_id: str
+) -> dict[str, Any]:
     import pandas as pd
 
     from cva_tasks.quality import ValidationOutcome, enforce, validate_frame
@@ -207,6 +245,11 @@ def validate(
     bounds = _interval(start, end)
     interval = Interval(bounds.start, bounds.end, source.lookback(settings))
     ds = interval.ds
+    if not storage.exists(lake.work_file(run_id, source_name, entity, ds, "extracted.json")):
+        log.info(
+            "%s.%s ds=%s: the extracted rows are gone, extracting again", source_name, entity, ds
+        )
+        _extract(source_name, entity, start, end, run_id)
     frame = from_table(
         storage.read_table(lake.work_file(run_id, source_name, entity, ds, "extracted.parquet"))
     )
@@ -339,9 +382,19 @@ def land(
     """
     lake = Settings.from_env().lake
     ds = _interval(start, end).ds
-    table = storage.read_table(lake.work_file(run_id, source_name, entity, ds, "clean.parquet"))
-    partition = lake.raw(source_name, entity, ds)
-    storage.replace_partition(table, partition)
+    clean = lake.work_file(run_id, source_name, entity, ds, "clean.parquet")
+    with _work_removed_on_failure(run_id, source_name, entity, ds):
+        if not storage.exists(clean):
+            log.info(
+                "%s.%s ds=%s: the validated rows are gone, validating again",
+                source_name,
+                entity,
+                ds,
+            )
+            _validate(source_name, entity, start, end, run_id)
+        table = storage.read_table(clean)
+        partition = lake.raw(source_name, entity, ds)
+        storage.replace_partition(table, partition)
     storage.remove(lake.work(run_id, source_name, entity, ds))
     log.info(
         "landed %s.%s ds=%s: %d rows at %s", source_name, entity, ds, table.num_rows, partition
