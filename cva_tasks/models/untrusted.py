@@ -94,10 +94,11 @@ def _is_text_pickle(path: Path) -> bool:
     return bool(opcodes) and opcodes[-1] == "STOP"
 
 
-def refuse_unsafe_files(directory: Path, kind: str) -> None:
+def refuse_unsafe_files(directory: Path, kind: str) -> Path:
     """Raise :class:`UntrustedModelFile` if any file under ``directory`` is not a safe format.
 
     Reads only the first bytes of each file: nothing is deserialised.
+    Returns ``directory`` (as a Path), so a loader can check and bind it in one step.
 
     Args:
         directory: A saved model's folder.
@@ -105,7 +106,7 @@ def refuse_unsafe_files(directory: Path, kind: str) -> None:
     """
     directory = Path(directory)
     if not directory.is_dir():
-        return  # the kind's own loader says the model is missing
+        return directory  # the kind's own loader says the model is missing
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         if any(part.startswith((".", "_")) for part in path.relative_to(directory).parts):
             continue  # hidden: never read by a loader (leftovers of a swap: cva lake check)
@@ -126,3 +127,4 @@ def refuse_unsafe_files(directory: Path, kind: str) -> None:
             f"which writes the version anew; or delete {directory} so the previous "
             "champion is used."
         )
+    return directory

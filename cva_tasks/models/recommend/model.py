@@ -331,8 +331,7 @@ class Recommender:
         The hyper-parameters are those of the saved fit: ``model`` is the fitted
         model's name, ``model_params`` its configuration (without the seed).
         """
-        directory = Path(directory)
-        refuse_unsafe_files(directory, cls.kind)
+        directory = refuse_unsafe_files(Path(directory), cls.kind)
         document = json.loads((directory / "recommender.json").read_text())
         if document.get("format_version") != FORMAT_VERSION:
             raise ValueError(
