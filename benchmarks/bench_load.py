@@ -79,8 +79,44 @@ def _summary(rows: int, runs: list[float], what: str) -> dict:
 
 
 def _libpq_uri(url) -> str:
-    """``postgresql://...`` for psql, from a SQLAlchemy URL (password kept for psql)."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+    """``postgresql://...`` for psql, from a SQLAlchemy URL, without its password.
+
+    Any user can read another's command line (``ps``, ``/proc/PID/cmdline``): the
+    password goes to psql through ``PGPASSWORD`` instead (:func:`psql_invocation`).
+    """
+    # ``URL.set(password=None)`` keeps the password; a NamedTuple replace drops it.
+    return url.set(drivername="postgresql")._replace(password=None).render_as_string()
+
+
+def psql_invocation(url, *psql_args: str) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment of a psql run on ``url``: the password only in the env."""
+    env = dict(os.environ)
+    if url.password is not None:
+        env["PGPASSWORD"] = str(url.password)
+    return ["psql", _libpq_uri(url), *psql_args], env
+
+
+def masked(text: str, password: str | None) -> str:
+    """``text`` with ``password`` (and its URL-quoted form) replaced by ``***``."""
+    from urllib.parse import quote, quote_plus
+
+    if not password:
+        return text
+    for form in {password, quote(password, safe=""), quote_plus(password)}:
+        text = text.replace(form, "***")
+    return text
+
+
+def run_psql(url, *psql_args: str) -> None:
+    """Run psql on ``url``; a failure raises RuntimeError whose text holds no password."""
+    argv, env = psql_invocation(url, *psql_args)
+    password = None if url.password is None else str(url.password)
+    try:
+        subprocess.run(argv, check=True, capture_output=True, text=True, env=env)
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(
+            masked(f"psql failed (exit {exc.returncode}): {exc.stderr.strip()}", password)
+        ) from None
 
 
 def command(args: argparse.Namespace) -> dict:
@@ -108,7 +144,14 @@ def command(args: argparse.Namespace) -> dict:
     schema = f"cva_bench_{uuid.uuid4().hex[:8]}"
     shown_dsn = base.render_as_string(hide_password=True)
     admin_params = base.translate_connect_args(username="user", database="dbname")
-    admin = psycopg2.connect(**admin_params)
+    try:
+        admin = psycopg2.connect(**admin_params)
+    except psycopg2.Error as exc:
+        # Raised anew without the chained original: its text and frames may hold the DSN.
+        password = None if base.password is None else str(base.password)
+        raise RuntimeError(
+            f"cannot connect to {shown_dsn}: {masked(str(exc).strip(), password)}"
+        ) from None
     admin.autocommit = True
 
     def sql(statement: str) -> list[tuple]:
@@ -149,9 +192,7 @@ def command(args: argparse.Namespace) -> dict:
             latest = max(c.since for c in spec.columns)
             sql(f"SET search_path = {schema}; " + replace(spec, name=table).create_sql(latest))
         columns = ", ".join(full.column_names)  # the CSV's own order
-        psql_command = [
-            "psql",
-            _libpq_uri(base),
+        psql_args = (
             "-X",
             "-q",
             "-v",
@@ -159,7 +200,7 @@ def command(args: argparse.Namespace) -> dict:
             "-c",
             f"\\copy {schema}.bench_copy ({columns}) from '{csv_path}' "
             "with (format csv, header true)",
-        ]
+        )
 
         def fresh(table: str) -> None:
             sql(f"TRUNCATE {schema}.{table}")
@@ -181,7 +222,7 @@ def command(args: argparse.Namespace) -> dict:
 
                 fresh("bench_copy")
                 t = time.monotonic()
-                subprocess.run(psql_command, check=True, capture_output=True, text=True)
+                run_psql(base, *psql_args)
                 results["copy"].append(time.monotonic() - t)
                 _progress(f"run {repeat}: psql \\copy {n:,} rows in {results['copy'][-1]:.2f} s")
 

@@ -14,8 +14,9 @@ these steps, each on data later than the one before
 4. :meth:`~ChurnModel.validate`: the out-of-time figures on held-out rows of that
    snapshot, kept as :attr:`~ChurnModel.metrics`.
 
-Saved as ``churn_model.joblib`` (estimator, calibrator, BG/NBD) and
-``churn_model.json`` (everything else, readable).
+Saved as ``churn_model.skops`` (estimator and calibrator, in skops' format: no pickle,
+loaded only if it holds nothing but scikit-learn's own types and :data:`TRUSTED_TYPES`)
+and ``churn_model.json`` (everything else, readable, with the BG/NBD parameters).
 """
 
 from __future__ import annotations
@@ -52,8 +53,18 @@ from cva_tasks.models.churn.reasons import (
     risky_side,
     top_reasons,
 )
+from cva_tasks.models.untrusted import UntrustedModelFile, refuse_unsafe_files
 
 log = logging.getLogger(__name__)
+
+#: Types a churn model file may hold beyond those skops trusts by default (scikit-learn's
+#: estimators): the logistic pipeline clips with ``numpy.clip``, the boosted trees keep
+#: their ``TreePredictor``. A file naming any other type is refused unread.
+TRUSTED_TYPES: tuple[str, ...] = (
+    "numpy.clip",
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
 
 #: The keys of :attr:`ChurnModel.params` that are constructor arguments.
 _HYPER_KEYS = ("horizon_days", "hyperparameters", "seed")
@@ -116,7 +127,7 @@ class ChurnModel:
     """
 
     kind: ClassVar[str] = "churn"
-    ARTIFACT: ClassVar[str] = "churn_model.joblib"
+    ARTIFACT: ClassVar[str] = "churn_model.skops"
     METADATA: ClassVar[str] = "churn_model.json"
 
     def __init__(
@@ -413,22 +424,23 @@ class ChurnModel:
     # -- persistence ------------------------------------------------------- #
 
     def save(self, directory: Path) -> None:
-        """Write ``churn_model.joblib`` (estimator, calibrator, BG/NBD) and ``churn_model.json``.
+        """Write ``churn_model.skops`` (estimator, calibrator) and ``churn_model.json``.
 
         Args:
             directory: An existing folder.
         """
-        import joblib
+        import skops.io
 
         self._check_fitted()
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"ChurnModel.save: {directory} is not an existing folder")
-        joblib.dump(
-            {"estimator": self.estimator_, "calibrator": self.calibrator_, "bgnbd": self.bgnbd_},
+        skops.io.dump(
+            {"estimator": self.estimator_, "calibrator": self.calibrator_},
             directory / self.ARTIFACT,
         )
         metadata = {
+            "bgnbd": None if self.bgnbd_ is None else dict(self.bgnbd_.params_),
             "family": self.family,
             "params": self.params,
             "metrics": self.metrics,
@@ -441,10 +453,18 @@ class ChurnModel:
 
     @classmethod
     def load(cls, directory: Path) -> Self:
-        """Read a model written by :meth:`save`."""
-        import joblib
+        """Read a model written by :meth:`save`.
+
+        Raises:
+            UntrustedModelFile: the folder holds a pickle (an old joblib model, or a
+                planted file), or the skops file names a type not trusted here.
+        """
+        import skops.io
+
+        from cva_tasks.models.clv import BetaGeoFitter
 
         directory = Path(directory)
+        refuse_unsafe_files(directory, cls.kind)
         metadata = json.loads((directory / cls.METADATA).read_text())
         versions = library_versions()
         saved = metadata.get("library_versions", {})
@@ -454,7 +474,17 @@ class ChurnModel:
                 saved.get("scikit-learn"),
                 versions["scikit-learn"],
             )
-        artifact = joblib.load(directory / cls.ARTIFACT)
+        path = directory / cls.ARTIFACT
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: not a saved churn model")
+        unexpected = sorted(set(skops.io.get_untrusted_types(file=path)) - set(TRUSTED_TYPES))
+        if unexpected:
+            raise UntrustedModelFile(
+                f"churn model file {path} holds types this pipeline does not trust "
+                f"({', '.join(unexpected)}): refused unread. Retrain the churn model "
+                "(clear the train_churn task of the day it was trained)."
+            )
+        artifact = skops.io.load(path, trusted=list(TRUSTED_TYPES))
         params = dict(metadata["params"])
         model = cls(
             metadata["family"],
@@ -465,7 +495,8 @@ class ChurnModel:
         model.feature_names_ = list(metadata["feature_names"])
         model.estimator_ = artifact["estimator"]
         model.calibrator_ = artifact["calibrator"]
-        model.bgnbd_ = artifact["bgnbd"]
+        bgnbd = metadata.get("bgnbd")
+        model.bgnbd_ = None if bgnbd is None else BetaGeoFitter.from_params(bgnbd)
         model.typical_ = metadata["typical"]
         model.reference_ = metadata["reference"]
         model.metrics_ = metadata["metrics"]

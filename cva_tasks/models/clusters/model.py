@@ -34,6 +34,7 @@ from cva_tasks.models.clusters.kmeans import N_INIT, _nearest, choose_k
 from cva_tasks.models.clusters.labels import _carry_labels, _profile_table, make_labels
 from cva_tasks.models.clusters.matching import DEFAULT_MATCH_THRESHOLD, _match, ids_by_size
 from cva_tasks.models.clusters.scaling import CLUSTER_FEATURES, Z_CLIP, FeatureScaler
+from cva_tasks.models.untrusted import refuse_unsafe_files
 
 log = logging.getLogger(__name__)
 
@@ -384,6 +385,7 @@ class ClusterModel:
         Raises:
             FileNotFoundError: when the folder has no ``cluster_model.json``.
         """
+        refuse_unsafe_files(Path(directory), cls.kind)
         path = Path(directory) / MODEL_FILE
         if not path.is_file():
             raise FileNotFoundError(f"no cluster model at {path}")

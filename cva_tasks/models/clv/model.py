@@ -25,6 +25,7 @@ from cva_tasks.models.base import NotEnoughData
 from cva_tasks.models.clv.beta_geo import BetaGeoFitter
 from cva_tasks.models.clv.gamma_gamma import GammaGammaFitter
 from cva_tasks.models.clv.inputs import TIME_UNIT_DAYS, as_of_timestamp, clv_inputs
+from cva_tasks.models.untrusted import refuse_unsafe_files
 
 log = logging.getLogger(__name__)
 
@@ -530,6 +531,7 @@ class LifetimeValueModel:
         Raises:
             ValueError: when the file is not a model of this format.
         """
+        refuse_unsafe_files(Path(directory), cls.kind)
         path = Path(directory) / MODEL_FILE
         document = json.loads(path.read_text())
         if document.get("format") != MODEL_FORMAT:

@@ -69,6 +69,7 @@ from cva_tasks.models.recommend.ranking import (
     top_k,
     top_k_ranked,
 )
+from cva_tasks.models.untrusted import refuse_unsafe_files
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +331,7 @@ class Recommender:
         The hyper-parameters are those of the saved fit: ``model`` is the fitted
         model's name, ``model_params`` its configuration (without the seed).
         """
-        directory = Path(directory)
+        directory = refuse_unsafe_files(Path(directory), cls.kind)
         document = json.loads((directory / "recommender.json").read_text())
         if document.get("format_version") != FORMAT_VERSION:
             raise ValueError(

@@ -77,6 +77,7 @@ from cva_tasks.models.sentiment.network import (
     resolve_hyperparameters,
 )
 from cva_tasks.models.sentiment.texts import _order_values, _split_index, prepare_texts
+from cva_tasks.models.untrusted import refuse_unsafe_files
 
 log = logging.getLogger(__name__)
 
@@ -457,6 +458,7 @@ class SentimentModel:
     def load(cls, directory: Path) -> Self:
         """Load a model written by :meth:`save`."""
         directory = Path(directory)
+        refuse_unsafe_files(directory, cls.kind)
         missing = [n for n in (MODEL_FILE, PARAMS_FILE) if not (directory / n).is_file()]
         if missing:
             raise FileNotFoundError(f"{directory} has no {', '.join(missing)}: not a saved model")
@@ -469,6 +471,7 @@ class SentimentModel:
             neutral_band=params.get("neutral_band"),
             hyperparameters={k: params[k] for k in DEFAULT_HYPERPARAMETERS if k in params},
         )
-        model.keras_model = keras.models.load_model(directory / MODEL_FILE)
+        # safe_mode refuses Lambda layers and other serialised Python code in the file.
+        model.keras_model = keras.models.load_model(directory / MODEL_FILE, safe_mode=True)
         model._params = params
         return model

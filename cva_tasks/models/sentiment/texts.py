@@ -12,6 +12,7 @@ out of training (NaN).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,10 +42,37 @@ def _is_missing(value: object) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
+#: PII in feedback text, replaced by placeholder words before any vocabulary is built or
+#: any text is scored: a model file (its vocabulary) or a topic list must not carry a
+#: customer's email, phone number or link. Order matters: links may hold ``@``.
+_PII_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?i)\b(?:https?://|www\.)\S+"), " piiurl "),
+    (re.compile(r"(?i)[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), " piiemail "),
+)
+#: A run of digits, spaces, dots, dashes and brackets, optionally after ``+``; it is a
+#: phone number when it holds 7 or more digits (body measurements such as "34-28-36" or
+#: "5'4 120 lbs" hold fewer).
+_PHONE_CANDIDATE = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().-]{5,}\d(?!\w)")
+_PHONE_MIN_DIGITS = 7
+
+
+def _phone(match: re.Match[str]) -> str:
+    digits = sum(c.isdigit() for c in match.group())
+    return " piiphone " if digits >= _PHONE_MIN_DIGITS else match.group()
+
+
+def mask_pii(text: str) -> str:
+    """``text`` with emails, phone numbers and links replaced by ``piiemail``, ``piiphone``
+    and ``piiurl``."""
+    for pattern, token in _PII_PATTERNS:
+        text = pattern.sub(token, text)
+    return _PHONE_CANDIDATE.sub(_phone, text)
+
+
 def prepare_texts(
     texts: Sequence[object] | np.ndarray | pd.Series,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Check texts and cut them to :data:`MAX_CHARS`.
+    """Check texts, mask PII in them (:func:`mask_pii`) and cut them to :data:`MAX_CHARS`.
 
     Args:
         texts: Strings; ``None``/NaN stand for a missing text.
@@ -63,7 +91,7 @@ def prepare_texts(
         if _is_missing(value):
             cleaned[i], blank[i] = "", True
         elif isinstance(value, str):
-            cleaned[i] = value[:MAX_CHARS]
+            cleaned[i] = mask_pii(value[:MAX_CHARS])
             blank[i] = not value.strip()
         else:
             raise TypeError(

@@ -456,7 +456,7 @@ def test_predict_contract_reasons_and_round_trip(shop, trained, tmp_path: Path):
 
     # Persistence: the registry's folder round trip gives the same scores.
     model.save(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["churn_model.joblib", "churn_model.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["churn_model.json", "churn_model.skops"]
     loaded = churn.ChurnModel.load(tmp_path)
     pd.testing.assert_frame_equal(loaded.predict(features), scored)
     assert loaded.metrics == model.metrics and loaded.params == model.params

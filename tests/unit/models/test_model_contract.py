@@ -154,3 +154,42 @@ def test_a_save_load_round_trip_predicts_the_same(kind, trained, demo_day, setti
 def test_an_empty_lake_is_not_enough_data(kind, tmp_path, settings):
     with pytest.raises(NotEnoughData):
         train(kind, DayData(DAY, Lake(str(tmp_path / "empty"))), settings)
+
+
+class _WritesMarker:
+    """Unpickling this writes a file: the proof that loading ran code from the lake."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('code ran')",))
+
+
+@pytest.mark.parametrize("placement", ["replaces_every_file", "beside_as_joblib"])
+@pytest.mark.parametrize("kind", KIND_NAMES)
+def test_a_planted_pickle_is_refused_unread(kind, placement, trained, demo_day, settings, tmp_path):
+    import pickle
+
+    from cva_tasks.models.untrusted import UntrustedModelFile
+
+    model, _ = trained_once(trained, kind, demo_day, settings)
+    folder = tmp_path / kind
+    folder.mkdir()
+    model.save(folder)
+    marker = tmp_path / "marker"
+    planted = pickle.dumps(_WritesMarker(marker))
+    if placement == "replaces_every_file":
+        targets = [p for p in folder.rglob("*") if p.is_file()]
+    else:  # the file name an old joblib churn model has
+        targets = [folder / "churn_model.joblib"]
+    for target in targets:
+        target.write_bytes(planted)
+    with pytest.raises(UntrustedModelFile) as refused:
+        KINDS[kind].model_class().load(folder)
+    message = str(refused.value)
+    assert "pickle" in message and any(str(t) in message for t in targets), message
+    assert f"train_{kind}" in message  # how to recover
+    assert not marker.exists(), f"loading a {kind} model ran the planted pickle"
+    pickle.loads(planted)  # the planted file is a real attack: unpickled, it runs
+    assert marker.exists()

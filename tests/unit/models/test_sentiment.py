@@ -332,3 +332,40 @@ def test_complaint_topics_mark_negative_terms_of_the_window() -> None:
 
     too_few = complaint_topics(scored, as_of, window_days=30, min_negative_docs=7)
     assert too_few.empty and list(too_few.columns) == list(sentiment.TOPIC_DTYPES)
+
+
+def test_mask_pii_replaces_emails_phones_and_links_but_not_measurements() -> None:
+    masked = sentiment_texts.mask_pii(
+        "Write to jane.doe+x@example.co.uk, call +44 (0)20 7946 0958 or 555-123-4567, "
+        "see https://shop.example.com/a?b=c@d. I am 5'4 120 lbs, 34-28-36, order 12345."
+    )
+    for secret in ("jane", "example", "7946", "555", "https"):
+        assert secret not in masked
+    assert masked.count("piiphone") == 2 and "piiemail" in masked and "piiurl" in masked
+    assert "34-28-36" in masked and "120 lbs" in masked and "12345" in masked
+
+
+def test_the_saved_vocabulary_holds_no_email_or_phone_of_the_training_texts(tmp_path) -> None:
+    import keras
+
+    rng = np.random.default_rng(0)
+    good = ["love this dress", "great fit and soft", "perfect, buy it"]
+    bad = ["terrible quality", "it ripped, awful", "cheap and ugly"]
+    texts, labels = [], []
+    for i in range(240):
+        positive = i % 2 == 0
+        base = str(rng.choice(good if positive else bad))
+        texts.append(f"{base} mail ann.lee{i % 3}@mailhost.com or call 0612-345-{678 + i % 3}")
+        labels.append(1.0 if positive else 0.0)
+    model = SentimentModel(seed=0).fit(texts, labels)
+    model.save(tmp_path)
+    raw = keras.models.load_model(tmp_path / "model.keras")
+    vocabulary = [
+        str(token)
+        for layer in raw.layers
+        if isinstance(layer, keras.layers.TextVectorization)
+        for token in layer.get_vocabulary()
+    ]
+    assert any("piiemail" in token for token in vocabulary)
+    leaked = [t for t in vocabulary if any(s in t for s in ("ann", "mailhost", "0612", "345"))]
+    assert not leaked, leaked
