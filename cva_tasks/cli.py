@@ -509,9 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
     import importlib
 
     for name, module_name in COMMAND_MODULES.items():
-        module = importlib.import_module(module_name)  # light at import, like the benchmarks
-        one = sub.add_parser(name, help=module.HELP, description=module.DESCRIPTION)
-        module.add_arguments(one)
+        commands = importlib.import_module(module_name)  # light at import, like the benchmarks
+        one = sub.add_parser(name, help=commands.HELP, description=commands.DESCRIPTION)
+        commands.add_arguments(one)
         one.set_defaults(func=cmd_module)
     return parser
 

@@ -58,7 +58,7 @@ def test_run_lands_the_data_day_not_the_day_before(airflow_home, feedback_drops,
     assert rows == drop_lines(feedback_drops, DAY) > 0
 
 
-def test_run_refuses_a_day_before_the_dag_starts_and_an_unknown_dag(airflow_home, lake, monkeypatch):
+def test_run_refuses_a_day_outside_the_dag_and_an_unknown_dag(airflow_home, lake, monkeypatch):
     code, result = run_cva(monkeypatch, "run", "cva_source_demo_feedback", "--ds", "2020-01-01")
     assert code == 1 and result["state"] is None
     assert "starts on 2024-01-01" in result["error"]
