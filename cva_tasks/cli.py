@@ -411,6 +411,7 @@ def cmd_warehouse_check(args: argparse.Namespace) -> int:
 # name -> module under cva_tasks with HELP, DESCRIPTION, add_arguments(parser), command(args)
 COMMAND_MODULES: dict[str, str] = {
     "run": "cva_tasks.commands_run",
+    "land": "cva_tasks.commands_land",
 }
 
 

@@ -30,12 +30,12 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dag_id", metavar="DAG", help="e.g. cva_source_demo_shop")
     parser.add_argument(
-        "--ds", required=True, type=_day, metavar="DAY", help="the data day, YYYY-MM-DD"
+        "--ds", required=True, type=parse_day, metavar="DAY", help="the data day, YYYY-MM-DD"
     )
     parser.add_argument("--json", action="store_true")
 
 
-def _day(text: str) -> date:
+def parse_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError as exc:
