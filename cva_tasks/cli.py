@@ -145,6 +145,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
 DEMO_SOURCES = ("demo_shop", "demo_feedback")
 
 
+def demo_pipeline_sources(settings) -> tuple[str, ...]:
+    """The sources the demo's daily DAG waits for: ``CVA_PIPELINE_SOURCES``, else the demo's.
+
+    Any other registered source active on the demo's days would hold the daily DAG's
+    sensors for a day, waiting for data the demo does not make.
+    """
+    return settings.pipeline_sources or DEMO_SOURCES
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate the demo shop, land its history, run the source DAGs and the daily DAG."""
     from cva_tasks.airflow_runner import prepare_airflow_home
@@ -153,6 +162,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     settings = Settings.from_env()
     os.environ["CVA_HOME"] = str(settings.home)
+    os.environ["CVA_PIPELINE_SOURCES"] = ",".join(demo_pipeline_sources(settings))
     prepare_airflow_home()
     from cva_tasks.demo.lake import write_raw_from_frames
     from cva_tasks.demo.shop import DEFAULT_END, DEFAULT_START, generate_frames, generate_shop
