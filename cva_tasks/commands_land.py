@@ -114,6 +114,19 @@ def command(args: argparse.Namespace) -> dict[str, Any]:
         reason = exc.args[0] if exc.args else str(exc)
         result.update(ok=False, error=str(reason), text=f"cva land {args.source}: {reason}")
         return result
+    from cva_tasks.sources.base import reads_cached
+
+    with reads_cached():
+        lines = _land_days(source, days, args, result)
+    result["seconds"] = round(time.monotonic() - started, 1)
+    done = len(result["days"])
+    lines.append(f"{source.name}: {done} of {len(days)} day(s) landed in {result['seconds']} s")
+    result["text"] = "\n".join(lines)
+    return result
+
+
+def _land_days(source, days: list[date], args: argparse.Namespace, result: dict) -> list[str]:
+    """Land ``days`` in order into ``result["days"]``; stop at the first that fails."""
     lines = []
     for k, ds in enumerate(days, start=1):
         log.info("landing %s: day %d of %d (ds=%s)", source.name, k, len(days), ds)
@@ -140,11 +153,7 @@ def command(args: argparse.Namespace) -> dict[str, Any]:
         log.info("landed %s ds=%s (day %d of %d) in %s s", source.name, ds, k, len(days), seconds)
     else:
         result["ok"] = True
-    result["seconds"] = round(time.monotonic() - started, 1)
-    done = len(result["days"])
-    lines.append(f"{source.name}: {done} of {len(days)} day(s) landed in {result['seconds']} s")
-    result["text"] = "\n".join(lines)
-    return result
+    return lines
 
 
 def _is_data_error(exc: Exception) -> bool:

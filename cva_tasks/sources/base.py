@@ -27,7 +27,8 @@ after conversion to UTC, so ``2025-06-10T23:30:00-02:00`` is a row of 06-11.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -369,7 +370,7 @@ class FileEntity:
         return self.to_canonical(frame, interval)
 
     def _read(self, source: Source, path: str, day: date) -> pd.DataFrame:
-        frame = self.reader(path)
+        frame = _cached_read(self.reader, path)
         missing = [c for c in self.required_columns if c not in frame.columns]
         if missing and not (frame.empty and len(frame.columns) == 0):
             raise SourceError(
@@ -383,6 +384,40 @@ class FileEntity:
             origin = [f"{name} row {n}" for n in range(1, len(frame) + 1)]
         out = frame.reindex(columns=list(self.required_columns))
         return out.assign(**{ORIGIN: origin, DROP_DAY: day}).reset_index(drop=True)
+
+
+#: Frames read while :func:`reads_cached` is active, by reader, path and file version.
+_read_cache: dict[tuple, pd.DataFrame] | None = None
+
+
+@contextlib.contextmanager
+def reads_cached() -> Iterator[None]:
+    """Within it, a file is read once for every entity and day that reads it.
+
+    For bulk landing (``cva land``): a folder of exports is read whole by every entity of
+    every day. A file that changed (size or modification time) is read again.
+    """
+    global _read_cache
+    outer = _read_cache
+    _read_cache = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _read_cache = outer
+
+
+def _cached_read(reader: Reader, path: str) -> pd.DataFrame:
+    if _read_cache is None:
+        return reader(path)
+    from cva_tasks import storage
+
+    fs, fs_path = storage.filesystem(path)
+    info = fs.info(fs_path)
+    version = (info.get("size"), info.get("mtime") or info.get("LastModified") or info.get("ETag"))
+    key = (reader, path, version)
+    if key not in _read_cache:
+        _read_cache[key] = reader(path)
+    return _read_cache[key].copy()
 
 
 @dataclass(frozen=True)
