@@ -31,7 +31,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -420,6 +420,22 @@ def _cached_read(reader: Reader, path: str) -> pd.DataFrame:
     return _read_cache[key].copy()
 
 
+class EntitySpec(Protocol):
+    """What a source's entity declares: :class:`SqlEntity`, :class:`FileEntity`,
+    :class:`~cva_tasks.sources.joined.JoinedFileEntity`."""
+
+    @property
+    def entity(self) -> str: ...
+
+    @property
+    def suite(self) -> str: ...
+
+    @property
+    def rereads(self) -> bool: ...
+
+    def extract(self, source: Source, interval: Interval, settings: Settings) -> pd.DataFrame: ...
+
+
 @dataclass(frozen=True)
 class Source:
     """A registered source.
@@ -441,7 +457,7 @@ class Source:
 
     name: str
     description: str
-    entities: tuple[SqlEntity | FileEntity, ...]
+    entities: tuple[EntitySpec, ...]
     start_date: date
     conn_id: str | None = None
     location_env: str | None = None
@@ -450,7 +466,7 @@ class Source:
     tags: tuple[str, ...] = field(default_factory=tuple)
     lookback_hours: int | None = None
 
-    def entity(self, name: str) -> SqlEntity | FileEntity:
+    def entity(self, name: str) -> EntitySpec:
         for spec in self.entities:
             if spec.entity == name:
                 return spec
