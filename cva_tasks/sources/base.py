@@ -453,6 +453,13 @@ class Source:
         lookback_hours: how far back its runs read for late rows, when the source knows
             better than ``CVA_EXTRACT_LOOKBACK_HOURS`` (None: that setting);
             ``CVA_EXTRACT_LOOKBACK_HOURS_<NAME>`` overrides both.
+        timezone: IANA zone of its timestamps that carry no offset (a shop's local
+            time); they are converted to UTC before any watermark compares them.
+            ``CVA_SOURCE_TIMEZONE_<NAME>`` overrides it.
+        max_failing_share: share of an entity-day's rows that may break row-level rules
+            before the run fails, when the source knows better than
+            ``CVA_MAX_FAILING_SHARE`` (None: that setting); ``CVA_MAX_FAILING_SHARE_<NAME>``
+            overrides both.
     """
 
     name: str
@@ -465,6 +472,27 @@ class Source:
     end_date: date | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
     lookback_hours: int | None = None
+    timezone: str = "UTC"
+    max_failing_share: float | None = None
+
+    def __post_init__(self) -> None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"source {self.name}: {self.timezone!r} is no IANA zone") from exc
+        share = self.max_failing_share
+        if share is not None and not 0.0 <= share <= 1.0:
+            raise ValueError(f"source {self.name}: max_failing_share {share} is not in [0, 1]")
+
+    def zone(self, settings: Settings) -> str:
+        """The zone its timestamps without an offset are in."""
+        return settings.timezone_for(self.name, self.timezone)
+
+    def failing_share(self, settings: Settings) -> float:
+        """The share of an entity-day's rows that may break row-level rules."""
+        return settings.max_failing_share_for(self.name, self.max_failing_share)
 
     def entity(self, name: str) -> EntitySpec:
         for spec in self.entities:

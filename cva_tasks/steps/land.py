@@ -30,6 +30,7 @@ from cva_tasks.sources.canonical import (
     to_table,
 )
 from cva_tasks.sources.registry import get_source
+from cva_tasks.sources.timestamps import local_zone
 from cva_tasks.sources.window import earlier_days, settle
 
 if TYPE_CHECKING:
@@ -77,13 +78,16 @@ def extract(
         interval.end,
         interval.lookback,
     )
-    try:
-        mapped = spec.extract(source, interval, settings)
-    except SourceError as exc:
-        raise type(exc)(f"{where}: {exc}") from exc
-    except (KeyError, ValueError, TypeError) as exc:
-        raise SourceError(f"{where}: mapping failed: {exc!r}") from exc
-    frame = _typed(mapped, entity, where)
+    # Timestamps without an offset are the source's local times (its zone), read as such
+    # by the extract's watermark filter, its mapping and the typing below.
+    with local_zone(source.zone(settings)):
+        try:
+            mapped = spec.extract(source, interval, settings)
+        except SourceError as exc:
+            raise type(exc)(f"{where}: {exc}") from exc
+        except (KeyError, ValueError, TypeError) as exc:
+            raise SourceError(f"{where}: mapping failed: {exc!r}") from exc
+        frame = _typed(mapped, entity, where)
     lake = settings.lake
     settled = settle(
         frame,
@@ -193,8 +197,8 @@ def validate(
 
     Raises:
         DataQualityError: a critical rule failed, or the share of rows breaking
-            row-level rules or holding a value that did not convert passed
-            ``CVA_MAX_FAILING_SHARE``.
+            row-level rules or holding a value that did not convert passed the source's
+            failing share (:meth:`~cva_tasks.sources.base.Source.failing_share`).
     """
     import pandas as pd
 
@@ -207,6 +211,7 @@ def validate(
     bounds = _interval(start, end)
     interval = Interval(bounds.start, bounds.end, source.lookback(settings))
     ds = interval.ds
+    max_failing_share = source.failing_share(settings)
     frame = from_table(
         storage.read_table(lake.work_file(run_id, source_name, entity, ds, "extracted.parquet"))
     )
@@ -275,7 +280,8 @@ def validate(
         ],
         "skipped_rules": list(outcome.skipped),
         "recent_row_counts": history,
-        "passed": not gated.critical_failures and gated.failing_share <= settings.max_failing_share,
+        "max_failing_share": max_failing_share,
+        "passed": not gated.critical_failures and gated.failing_share <= max_failing_share,
     }
     storage.write_json(outcome.result, lake.dq_run_result(source_name, entity, ds, run_id))
     if summary["passed"]:
@@ -285,7 +291,7 @@ def validate(
         source=source_name,
         entity=entity,
         ds=ds,
-        max_failing_share=settings.max_failing_share,
+        max_failing_share=max_failing_share,
     )
     storage.write_table(
         to_table(outcome.clean, entity, f"{source_name}.{entity}"),
