@@ -69,6 +69,16 @@ def _hours(text: str, env: str) -> int:
     return value
 
 
+def _timezone(text: str, env: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(f"{env}: {text!r} is not an IANA time zone (Europe/London)") from exc
+    return text
+
+
 def _names(text: str, env: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -199,7 +209,8 @@ class Settings:
         "CVA_MAX_FAILING_SHARE",
         _share,
         "0.05",
-        "share of a source entity's rows that may break row-level rules before the run fails",
+        "share of a source entity's rows that may break row-level rules before the run fails; "
+        "per source: the source's `max_failing_share`, or `CVA_MAX_FAILING_SHARE_<SOURCE>`",
     )
     row_count_history_days: int = _setting(
         "CVA_ROW_COUNT_HISTORY_DAYS",
@@ -319,6 +330,8 @@ class Settings:
     train_every_days_by_kind: Mapping[str, int] = field(default_factory=dict)
     promotion_tolerance_by_kind: Mapping[str, float] = field(default_factory=dict)
     extract_lookback_hours_by_source: Mapping[str, int] = field(default_factory=dict)
+    max_failing_share_by_source: Mapping[str, float] = field(default_factory=dict)
+    timezone_by_source: Mapping[str, str] = field(default_factory=dict)
     # repr=False: it holds every CVA_* variable, secrets included.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -370,6 +383,18 @@ class Settings:
             for key, text in env.items()
             if key.startswith(lookback_prefix) and text.strip()
         }
+        share_prefix = "CVA_MAX_FAILING_SHARE_"
+        values["max_failing_share_by_source"] = {
+            key[len(share_prefix) :].lower(): _share(text.strip(), key)
+            for key, text in env.items()
+            if key.startswith(share_prefix) and text.strip()
+        }
+        zone_prefix = "CVA_SOURCE_TIMEZONE_"
+        values["timezone_by_source"] = {
+            key[len(zone_prefix) :].lower(): _timezone(text.strip(), key)
+            for key, text in env.items()
+            if key.startswith(zone_prefix) and text.strip()
+        }
         values["environ"] = {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)}
         return cls(**values)
 
@@ -403,6 +428,18 @@ class Settings:
         if source in self.extract_lookback_hours_by_source:
             return self.extract_lookback_hours_by_source[source]
         return self.extract_lookback_hours if declared is None else declared
+
+    def max_failing_share_for(self, source: str, declared: float | None = None) -> float:
+        """The failing share of ``source``: ``CVA_MAX_FAILING_SHARE_<SOURCE>``, else what
+        the source declares, else ``CVA_MAX_FAILING_SHARE``."""
+        if source in self.max_failing_share_by_source:
+            return self.max_failing_share_by_source[source]
+        return self.max_failing_share if declared is None else declared
+
+    def timezone_for(self, source: str, declared: str = "UTC") -> str:
+        """The zone of ``source``'s timestamps without an offset:
+        ``CVA_SOURCE_TIMEZONE_<SOURCE>``, else what the source declares."""
+        return self.timezone_by_source.get(source, declared)
 
     def variable(self, name: str) -> str | None:
         """A ``CVA_*`` variable declared elsewhere (a source's location), or None when unset."""

@@ -27,10 +27,11 @@ after conversion to UTC, so ``2025-06-10T23:30:00-02:00`` is a row of 06-11.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -369,7 +370,7 @@ class FileEntity:
         return self.to_canonical(frame, interval)
 
     def _read(self, source: Source, path: str, day: date) -> pd.DataFrame:
-        frame = self.reader(path)
+        frame = _cached_read(self.reader, path)
         missing = [c for c in self.required_columns if c not in frame.columns]
         if missing and not (frame.empty and len(frame.columns) == 0):
             raise SourceError(
@@ -383,6 +384,56 @@ class FileEntity:
             origin = [f"{name} row {n}" for n in range(1, len(frame) + 1)]
         out = frame.reindex(columns=list(self.required_columns))
         return out.assign(**{ORIGIN: origin, DROP_DAY: day}).reset_index(drop=True)
+
+
+#: Frames read while :func:`reads_cached` is active, by reader, path and file version.
+_read_cache: dict[tuple, pd.DataFrame] | None = None
+
+
+@contextlib.contextmanager
+def reads_cached() -> Iterator[None]:
+    """Within it, a file is read once for every entity and day that reads it.
+
+    For bulk landing (``cva land``): a folder of exports is read whole by every entity of
+    every day. A file that changed (size or modification time) is read again.
+    """
+    global _read_cache
+    outer = _read_cache
+    _read_cache = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _read_cache = outer
+
+
+def _cached_read(reader: Reader, path: str) -> pd.DataFrame:
+    if _read_cache is None:
+        return reader(path)
+    from cva_tasks import storage
+
+    fs, fs_path = storage.filesystem(path)
+    info = fs.info(fs_path)
+    version = (info.get("size"), info.get("mtime") or info.get("LastModified") or info.get("ETag"))
+    key = (reader, path, version)
+    if key not in _read_cache:
+        _read_cache[key] = reader(path)
+    return _read_cache[key].copy()
+
+
+class EntitySpec(Protocol):
+    """What a source's entity declares: :class:`SqlEntity`, :class:`FileEntity`,
+    :class:`~cva_tasks.sources.joined.JoinedFileEntity`."""
+
+    @property
+    def entity(self) -> str: ...
+
+    @property
+    def suite(self) -> str: ...
+
+    @property
+    def rereads(self) -> bool: ...
+
+    def extract(self, source: Source, interval: Interval, settings: Settings) -> pd.DataFrame: ...
 
 
 @dataclass(frozen=True)
@@ -402,11 +453,18 @@ class Source:
         lookback_hours: how far back its runs read for late rows, when the source knows
             better than ``CVA_EXTRACT_LOOKBACK_HOURS`` (None: that setting);
             ``CVA_EXTRACT_LOOKBACK_HOURS_<NAME>`` overrides both.
+        timezone: IANA zone of its timestamps that carry no offset (a shop's local
+            time); they are converted to UTC before any watermark compares them.
+            ``CVA_SOURCE_TIMEZONE_<NAME>`` overrides it.
+        max_failing_share: share of an entity-day's rows that may break row-level rules
+            before the run fails, when the source knows better than
+            ``CVA_MAX_FAILING_SHARE`` (None: that setting); ``CVA_MAX_FAILING_SHARE_<NAME>``
+            overrides both.
     """
 
     name: str
     description: str
-    entities: tuple[SqlEntity | FileEntity, ...]
+    entities: tuple[EntitySpec, ...]
     start_date: date
     conn_id: str | None = None
     location_env: str | None = None
@@ -414,8 +472,29 @@ class Source:
     end_date: date | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
     lookback_hours: int | None = None
+    timezone: str = "UTC"
+    max_failing_share: float | None = None
 
-    def entity(self, name: str) -> SqlEntity | FileEntity:
+    def __post_init__(self) -> None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"source {self.name}: {self.timezone!r} is no IANA zone") from exc
+        share = self.max_failing_share
+        if share is not None and not 0.0 <= share <= 1.0:
+            raise ValueError(f"source {self.name}: max_failing_share {share} is not in [0, 1]")
+
+    def zone(self, settings: Settings) -> str:
+        """The zone its timestamps without an offset are in."""
+        return settings.timezone_for(self.name, self.timezone)
+
+    def failing_share(self, settings: Settings) -> float:
+        """The share of an entity-day's rows that may break row-level rules."""
+        return settings.max_failing_share_for(self.name, self.max_failing_share)
+
+    def entity(self, name: str) -> EntitySpec:
         for spec in self.entities:
             if spec.entity == name:
                 return spec

@@ -21,7 +21,15 @@ if TYPE_CHECKING:
 
     from cva_tasks.settings import Settings
 
-_SUPPORT_MODULES = {"base", "canonical", "readers", "registry", "timestamps", "window"}
+_SUPPORT_MODULES = {
+    "base",
+    "canonical",
+    "joined",
+    "readers",
+    "registry",
+    "timestamps",
+    "window",
+}
 
 
 def module_names(extra_modules: Sequence[str] = ()) -> list[str]:

@@ -38,6 +38,7 @@ from cva_tasks.sources.canonical import (
     to_table,
 )
 from cva_tasks.sources.registry import get_source
+from cva_tasks.sources.timestamps import local_zone
 from cva_tasks.sources.window import earlier_days, settle
 
 if TYPE_CHECKING:
@@ -108,13 +109,16 @@ def _extract(
         interval.end,
         interval.lookback,
     )
-    try:
-        mapped = spec.extract(source, interval, settings)
-    except SourceError as exc:
-        raise type(exc)(f"{where}: {exc}") from exc
-    except (KeyError, ValueError, TypeError) as exc:
-        raise SourceError(f"{where}: mapping failed: {exc!r}") from exc
-    frame = _typed(mapped, entity, where)
+    # Timestamps without an offset are the source's local times (its zone), read as such
+    # by the extract's watermark filter, its mapping and the typing below.
+    with local_zone(source.zone(settings)):
+        try:
+            mapped = spec.extract(source, interval, settings)
+        except SourceError as exc:
+            raise type(exc)(f"{where}: {exc}") from exc
+        except (KeyError, ValueError, TypeError) as exc:
+            raise SourceError(f"{where}: mapping failed: {exc!r}") from exc
+        frame = _typed(mapped, entity, where)
     lake = settings.lake
     settled = settle(
         frame,
@@ -224,8 +228,8 @@ def validate(
 
     Raises:
         DataQualityError: a critical rule failed, or the share of rows breaking
-            row-level rules or holding a value that did not convert passed
-            ``CVA_MAX_FAILING_SHARE``.
+            row-level rules or holding a value that did not convert passed the source's
+            failing share (:meth:`~cva_tasks.sources.base.Source.failing_share`).
     """
     with _work_removed_on_failure(run_id, source_name, entity, _interval(start, end).ds):
         return _validate(source_name, entity, start, end, run_id)
@@ -250,6 +254,7 @@ def _validate(
             "%s.%s ds=%s: the extracted rows are gone, extracting again", source_name, entity, ds
         )
         _extract(source_name, entity, start, end, run_id)
+    max_failing_share = source.failing_share(settings)
     frame = from_table(
         storage.read_table(lake.work_file(run_id, source_name, entity, ds, "extracted.parquet"))
     )
@@ -318,7 +323,8 @@ def _validate(
         ],
         "skipped_rules": list(outcome.skipped),
         "recent_row_counts": history,
-        "passed": not gated.critical_failures and gated.failing_share <= settings.max_failing_share,
+        "max_failing_share": max_failing_share,
+        "passed": not gated.critical_failures and gated.failing_share <= max_failing_share,
     }
     storage.write_json(outcome.result, lake.dq_run_result(source_name, entity, ds, run_id))
     if summary["passed"]:
@@ -328,7 +334,7 @@ def _validate(
         source=source_name,
         entity=entity,
         ds=ds,
-        max_failing_share=settings.max_failing_share,
+        max_failing_share=max_failing_share,
     )
     storage.write_table(
         to_table(outcome.clean, entity, f"{source_name}.{entity}"),

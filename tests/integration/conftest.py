@@ -10,6 +10,20 @@ from types import ModuleType
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def pipeline_of_the_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daily DAG of these tests waits for the demo's sources only.
+
+    Derived from the registry (sources tagged ``demo``): a source added by the README's
+    steps, active on the demo's days, would otherwise hold every daily run at its sensor.
+    A test that wants other sources sets ``CVA_PIPELINE_SOURCES`` itself.
+    """
+    from cva_tasks.sources.registry import all_sources
+
+    demo = [s.name for s in all_sources() if "demo" in s.tags]
+    monkeypatch.setenv("CVA_PIPELINE_SOURCES", ",".join(demo))
+
+
 @pytest.fixture(scope="session")
 def evaluate(shared_data: Path) -> Callable[[ModuleType], dict]:
     """Runs ``cva evaluate <name>`` with its default options in this process.

@@ -104,10 +104,14 @@ def test_no_import_cycle():
 
 
 def test_the_steps_are_the_only_task_facing_layer():
-    """Nothing below the steps imports a step; the DAG files import only steps."""
+    """Nothing below the steps imports a step; the DAG files import only steps.
+
+    The ``cva_tasks.commands_*`` modules sit beside the DAG files (``cva land`` runs a
+    source DAG's steps without Airflow), so they may import steps too.
+    """
     graph = import_graph()
     for name, imported in graph.items():
-        if not name.startswith("cva_tasks.steps"):
+        if not name.startswith(("cva_tasks.steps", "cva_tasks.commands_")):
             steps = sorted(m for m in imported if m.startswith("cva_tasks.steps"))
             assert not steps, f"{name} imports the task-facing layer {steps}"
     for dag_file in (ROOT / "dags").glob("*.py"):
