@@ -10,7 +10,9 @@ because a day's features build on every earlier staged day.
 
 Failures a retry cannot fix (a quality gate: the features or the scores suite; a
 warehouse whose tables were altered by hand) fail their task at once
-(:func:`cva_tasks.steps.failures.fail_fast`); the rest are retried twice.
+(:func:`cva_tasks.steps.failures.fail_fast`); the rest are retried twice. A task that
+ends failed, a sensor that timed out and a run past its ``dagrun_timeout`` alert
+(:mod:`cva_tasks.alerts`: ``CVA_ALERT_WEBHOOK_URL``, ``CVA_ALERT_NOTIFIER``).
 
 Models: each ``train_<kind>`` task trains its model when it is due (weekly by
 default, ``CVA_TRAIN_EVERY_DAYS``; at once when none exists; churn also on feature
@@ -28,7 +30,7 @@ from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task
 from cva_tasks.models.kinds import KINDS
 from cva_tasks.settings import Settings
 from cva_tasks.sources.registry import all_sources
-from cva_tasks.steps.failures import fail_fast
+from cva_tasks.steps.failures import dag_defaults, dag_run_timeout, fail_fast, on_dag_run_failure
 
 FEATURES = Asset(name="cva.features.customer")
 SCORES = Asset(name="cva.scores.customer_scores")
@@ -53,7 +55,9 @@ with DAG(
     ),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args=dag_defaults(SETTINGS),
+    dagrun_timeout=dag_run_timeout(SETTINGS),
+    on_failure_callback=on_dag_run_failure,
     tags=["cva", "pipeline"],
 ) as dag:
     waits = []
@@ -63,7 +67,7 @@ with DAG(
             task_id=f"wait_for_{source.name}",
             mode="reschedule",
             poke_interval=SETTINGS.sensor_poke_seconds,
-            timeout=timedelta(hours=24).total_seconds(),
+            timeout=timedelta(hours=SETTINGS.sensor_timeout_hours).total_seconds(),
         )
         def wait_for(source_name: str, **context) -> bool:
             from cva_tasks.steps.stage import source_landed

@@ -9,16 +9,14 @@ data fails a task at once, a source that is down is retried
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, TaskGroup, task
 
 from cva_tasks.settings import Settings
 from cva_tasks.sources.registry import all_sources
-from cva_tasks.steps.failures import fail_fast
+from cva_tasks.steps.failures import dag_defaults, dag_run_timeout, fail_fast, on_dag_run_failure
 
-DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(minutes=5)}
+SETTINGS = Settings.from_env()
 
 
 def _bounds(context) -> tuple[str, str, str]:
@@ -51,7 +49,9 @@ def build_source_dag(source) -> DAG:
         ),
         catchup=False,
         max_active_runs=4,
-        default_args=DEFAULT_ARGS,
+        default_args=dag_defaults(SETTINGS),
+        dagrun_timeout=dag_run_timeout(SETTINGS),
+        on_failure_callback=on_dag_run_failure,
         tags=["cva", "source", *source.tags],
     ) as dag:
         validated = []
@@ -90,5 +90,5 @@ def build_source_dag(source) -> DAG:
     return dag
 
 
-for _source in all_sources(Settings.from_env().source_modules):
+for _source in all_sources(SETTINGS.source_modules):
     globals()[f"cva_source_{_source.name}"] = build_source_dag(_source)

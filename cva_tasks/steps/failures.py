@@ -13,6 +13,11 @@ instead of failing the same way two more times, five minutes apart:
 
 Everything else (a source that is down, a drop not arrived yet, a warehouse that went
 away, an unexpected error) is raised as it is, and the task's ``retries`` apply.
+
+A task that ends failed (either way, or a sensor that timed out) alerts through
+:mod:`cva_tasks.alerts`, whose DAG arguments the DAG files take from here (they import
+only the task-facing layer): :func:`dag_defaults` (owner, retries, the failure
+callback), :func:`dag_run_timeout` and :func:`on_dag_run_failure`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from cva_tasks.alerts import dag_defaults, dag_run_timeout, on_dag_run_failure, on_task_failure
+
+__all__ = [
+    "dag_defaults",
+    "dag_run_timeout",
+    "fail_fast",
+    "on_dag_run_failure",
+    "on_task_failure",
+    "retry_cannot_help",
+]
 
 T = TypeVar("T")
 
