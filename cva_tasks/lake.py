@@ -13,6 +13,7 @@ Layout under the data root (``ds`` is the day of a run's data interval)::
     scores/<table>/ds=YYYY-MM-DD/                               what the warehouse loads
     models/<kind>/<version>/                                    one trained model run
     drift/<kind>/ds=YYYY-MM-DD/psi.json                         the day's feature drift check
+    failures/<source>/ds=YYYY-MM-DD/<task>.json                 a source task that failed for ds
 
 Paths are plain strings (a local folder or any fsspec URI); :mod:`cva_tasks.storage`
 reads and writes them. Nothing here touches the file system.
@@ -125,6 +126,16 @@ class Lake:
     def drift_file(self, kind: str, ds: date) -> str:
         """The day's drift check of ``kind`` (population stability index per feature)."""
         return join(self.drift(kind, ds), "psi.json")
+
+    # --- source runs that failed ------------------------------------------------------
+
+    def source_failures(self, source: str, ds: date | None = None) -> str:
+        """Markers of the source's tasks that failed for ``ds`` (the folder of days without)."""
+        return self._folder("failures", source, ds=ds)
+
+    def source_failure(self, source: str, ds: date, task_id: str) -> str:
+        """The marker of one failed task of the source's run for ``ds``."""
+        return join(self.source_failures(source, ds), f"{run_key(task_id)}.json")
 
     # --- other ------------------------------------------------------------------------
 

@@ -72,7 +72,8 @@ with DAG(
         def wait_for(source_name: str, **context) -> bool:
             from cva_tasks.steps.stage import source_landed
 
-            return source_landed(source_name, context["data_interval_start"])
+            # A source whose own run for the day failed fails the sensor at once.
+            return fail_fast(source_landed, source_name, context["data_interval_start"])
 
         waits.append(wait_for(source.name))
 

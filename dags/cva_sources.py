@@ -14,7 +14,14 @@ from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, TaskGroup, task
 
 from cva_tasks.settings import Settings
 from cva_tasks.sources.registry import all_sources
-from cva_tasks.steps.failures import dag_defaults, dag_run_timeout, fail_fast, on_dag_run_failure
+from cva_tasks.steps.failures import (
+    dag_defaults,
+    dag_run_timeout,
+    fail_fast,
+    on_dag_run_failure,
+    runbook,
+    source_task_callbacks,
+)
 
 SETTINGS = Settings.from_env()
 
@@ -35,7 +42,7 @@ def build_source_dag(source) -> DAG:
     with DAG(
         dag_id=f"cva_source_{source.name}",
         description=source.description,
-        doc_md=__doc__,
+        doc_md=runbook(source),
         schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
         start_date=pendulum.datetime(
             source.start_date.year, source.start_date.month, source.start_date.day, tz="UTC"
@@ -58,19 +65,23 @@ def build_source_dag(source) -> DAG:
         for spec in source.entities:
             with TaskGroup(group_id=spec.entity):
 
-                @task(task_id="extract")
+                @task(task_id="extract", **source_task_callbacks(source.name))
                 def extract(entity: str, **context) -> dict:
                     from cva_tasks.steps import land as landing
 
                     return fail_fast(landing.extract, source.name, entity, *_bounds(context))
 
-                @task(task_id="validate")
+                @task(task_id="validate", **source_task_callbacks(source.name))
                 def validate(entity: str, extracted: dict, **context) -> dict:
                     from cva_tasks.steps import land as landing
 
                     return fail_fast(landing.validate, source.name, entity, *_bounds(context))
 
-                @task(task_id="land", outlets=[raw_asset(source.name, spec.entity)])
+                @task(
+                    task_id="land",
+                    outlets=[raw_asset(source.name, spec.entity)],
+                    **source_task_callbacks(source.name),
+                )
                 def land(entity: str, summary: dict, **context) -> dict:
                     from cva_tasks.steps import land as landing
 
