@@ -92,7 +92,10 @@ with DAG(
         return fail_fast(build_features, context["data_interval_start"])
 
     def train(kind: str):
-        @task(task_id=f"train_{kind}")
+        # A model trained on day D is the champion of the days after it: days train one
+        # after the other (a backfill's concurrent days would train the same model
+        # again), and a training that fails needs a look, not two reruns of minutes.
+        @task(task_id=f"train_{kind}", depends_on_past=True, retries=0)
         def train_model(**context) -> dict:
             from cva_tasks.steps.train import train_model
 

@@ -38,3 +38,13 @@ def test_sensors_give_up_after_the_sensor_timeout(dagbag):
     for sensor in sensors:
         assert sensor.timeout == timedelta(hours=6).total_seconds(), sensor.task_id
         assert alerts.on_task_failure in sensor.on_failure_callback
+
+
+def test_training_runs_day_after_day_and_is_not_retried(dagbag):
+    dag = dagbag.dags["cva_customer_value"]
+    trains = [t for t in dag.tasks if t.task_id.startswith("train_")]
+    assert {t.task_id for t in trains} >= {"train_churn", "train_clv", "train_clusters"}
+    for t in trains:
+        assert t.depends_on_past is True, t.task_id
+        assert t.retries == 0, t.task_id
+    assert dag.get_task("score").retries == 2  # the other steps keep their retries
