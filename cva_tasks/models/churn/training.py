@@ -127,12 +127,16 @@ def drift_due(data: DayData, settings: Settings) -> tuple[bool, str]:
 def drift_against(
     reference: pd.DataFrame, features: pd.DataFrame, names: list[str]
 ) -> dict[str, float]:
-    """PSI of each of ``names`` in ``features`` against the same column of ``reference``."""
+    """PSI of each of ``names`` in ``features`` against the same column of ``reference``
+    (names missing from either table are left out: a day without sentiment yet)."""
     from types import SimpleNamespace
 
     from cva_tasks.models.churn import drift_reference, feature_drift
 
     bins = drift_reference(reference)
     return feature_drift(
-        SimpleNamespace(reference_={n: bins[n] for n in names if n in bins}), features
+        SimpleNamespace(
+            reference_={n: bins[n] for n in names if n in bins and n in features.columns}
+        ),
+        features,
     )
