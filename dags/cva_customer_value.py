@@ -16,8 +16,10 @@ ends failed, a sensor that timed out and a run past its ``dagrun_timeout`` alert
 
 Models: each ``train_<kind>`` task trains its model when it is due (weekly by
 default, ``CVA_TRAIN_EVERY_DAYS``; at once when none exists; churn also on feature
-drift) and otherwise returns quickly. Scoring always uses the champion as of the
-run's day, so a backfilled day never sees a model trained on later data.
+drift) and otherwise returns quickly. Training is not retried and runs day after day
+(``depends_on_past``), also in a backfill that runs several days at once. Scoring
+always uses the champion as of the run's day, so a backfilled day never sees a model
+trained on later data.
 """
 
 from __future__ import annotations
