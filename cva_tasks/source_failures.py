@@ -18,8 +18,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from cva_tasks import storage
 from cva_tasks.lake import Lake
+
+# The storage layer (fsspec) is imported inside the functions: the DAG files import this
+# module (for the runbook) while Airflow parses them.
 
 
 class SourceRunFailed(RuntimeError):
@@ -32,6 +34,8 @@ def record_failure(
     lake: Lake, source: str, ds: date, task_id: str, run_id: str | None, error: str
 ) -> str:
     """Write the marker of ``task_id`` of the source's run for ``ds``; returns its path."""
+    from cva_tasks import storage
+
     uri = lake.source_failure(source, ds, task_id)
     storage.write_json(
         {
@@ -53,6 +57,8 @@ def clear_failure(lake: Lake, source: str, ds: date, task_id: str) -> bool:
     Returns:
         Whether there was a marker.
     """
+    from cva_tasks import storage
+
     uri = lake.source_failure(source, ds, task_id)
     existed = storage.exists(uri)
     if existed:
@@ -65,6 +71,8 @@ def clear_failure(lake: Lake, source: str, ds: date, task_id: str) -> bool:
 
 def failed_run(lake: Lake, source: str, ds: date) -> list[dict[str, Any]]:
     """The markers of the source's failed tasks for ``ds``, by task id; empty when none."""
+    from cva_tasks import storage
+
     return [
         record
         for record in storage.read_json_files(storage.json_files(lake.source_failures(source, ds)))
