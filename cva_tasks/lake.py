@@ -14,6 +14,7 @@ Layout under the data root (``ds`` is the day of a run's data interval)::
     models/<kind>/<version>/                                    one trained model run
     drift/<kind>/ds=YYYY-MM-DD/psi.json                         the day's feature drift check
     privacy/erased.json                                         customers erased (hashes)
+    failures/<source>/ds=YYYY-MM-DD/<task>.json                 a source task that failed for ds
 
 Paths are plain strings (a local folder or any fsspec URI); :mod:`cva_tasks.storage`
 reads and writes them. Nothing here touches the file system.
@@ -144,6 +145,16 @@ class Lake:
     def erasure_register(self) -> str:
         """The hashes of the customers erased by ``cva forget`` (staging drops them)."""
         return join(self.root, "privacy", "erased.json")
+
+    # --- source runs that failed ------------------------------------------------------
+
+    def source_failures(self, source: str, ds: date | None = None) -> str:
+        """Markers of the source's tasks that failed for ``ds`` (the folder of days without)."""
+        return self._folder("failures", source, ds=ds)
+
+    def source_failure(self, source: str, ds: date, task_id: str) -> str:
+        """The marker of one failed task of the source's run for ``ds``."""
+        return join(self.source_failures(source, ds), f"{run_key(task_id)}.json")
 
     # --- other ------------------------------------------------------------------------
 

@@ -91,6 +91,18 @@ def _text(text: str, env: str) -> str:
     return text
 
 
+def _json_object(text: str, env: str) -> dict[str, Any]:
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise SettingsError(f"{env}: {text!r} is not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise SettingsError(f"{env}: {text!r} is not a JSON object of keyword arguments")
+    return value
+
+
 def parse_pair(text: str, where: str) -> tuple[float, float]:
     """``"low,high"`` as two numbers; the error names ``where``."""
     try:
@@ -242,6 +254,41 @@ class Settings:
         _positive_int,
         "600",
         "seconds between two checks of a source sensor (read when the DAG is parsed)",
+    )
+    sensor_timeout_hours: int = _setting(
+        "CVA_SENSOR_TIMEOUT_HOURS",
+        _positive_int,
+        "6",
+        "hours a source sensor waits for its day before it fails and alerts (read when the "
+        "DAG is parsed)",
+    )
+    dagrun_timeout_hours: int = _setting(
+        "CVA_DAGRUN_TIMEOUT_HOURS",
+        _positive_int,
+        "24",
+        "hours a run of any cva DAG may take before Airflow fails it (and it alerts)",
+    )
+    owner: str = _setting(
+        "CVA_OWNER", _text, "data-engineering", "the owner shown on every cva DAG and task"
+    )
+    alert_webhook_url: str = _setting(
+        "CVA_ALERT_WEBHOOK_URL",
+        _text,
+        "",
+        "URL a failed task or a timed-out run POSTs a JSON alert to; empty: no webhook",
+    )
+    alert_notifier: str = _setting(
+        "CVA_ALERT_NOTIFIER",
+        _text,
+        "",
+        "dotted path of an Airflow BaseNotifier class called on the same failures (e.g. "
+        "airflow.providers.slack.notifications.slack.SlackNotifier); empty: none",
+    )
+    alert_notifier_args: Mapping[str, Any] = _setting(
+        "CVA_ALERT_NOTIFIER_ARGS",
+        _json_object,
+        "{}",
+        "the notifier's keyword arguments, a JSON object",
     )
     rfm_rules: Path = _setting(
         "CVA_RFM_RULES",

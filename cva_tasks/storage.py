@@ -413,6 +413,19 @@ def read_json(file_uri: str) -> Any:
         return json.load(handle)
 
 
+def json_files(folder_uri: str) -> list[str]:
+    """The visible ``.json`` files directly in a folder, sorted; none when it is missing."""
+    fs, path = filesystem(folder_uri)
+    if not fs.isdir(path):
+        return []
+    names = sorted(name.rstrip("/").rsplit("/", 1)[-1] for name in fs.ls(path, detail=False))
+    return [
+        f"{folder_uri.rstrip('/')}/{name}"
+        for name in names
+        if name.endswith(".json") and not _is_hidden(name)
+    ]
+
+
 def read_json_files(uris: list[str]) -> list[Any]:
     """Several JSON files of one file system at once (``None`` for a missing one).
 

@@ -10,12 +10,16 @@ because a day's features build on every earlier staged day.
 
 Failures a retry cannot fix (a quality gate: the features or the scores suite; a
 warehouse whose tables were altered by hand) fail their task at once
-(:func:`cva_tasks.steps.failures.fail_fast`); the rest are retried twice.
+(:func:`cva_tasks.steps.failures.fail_fast`); the rest are retried twice. A task that
+ends failed, a sensor that timed out and a run past its ``dagrun_timeout`` alert
+(:mod:`cva_tasks.alerts`: ``CVA_ALERT_WEBHOOK_URL``, ``CVA_ALERT_NOTIFIER``).
 
 Models: each ``train_<kind>`` task trains its model when it is due (weekly by
 default, ``CVA_TRAIN_EVERY_DAYS``; at once when none exists; churn also on feature
-drift) and otherwise returns quickly. Scoring always uses the champion as of the
-run's day, so a backfilled day never sees a model trained on later data.
+drift) and otherwise returns quickly. Training is not retried and runs day after day
+(``depends_on_past``), also in a backfill that runs several days at once. Scoring
+always uses the champion as of the run's day, so a backfilled day never sees a model
+trained on later data.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task
 from cva_tasks.models.kinds import KINDS
 from cva_tasks.settings import Settings
 from cva_tasks.sources.registry import all_sources
-from cva_tasks.steps.failures import fail_fast
+from cva_tasks.steps.failures import dag_defaults, dag_run_timeout, fail_fast, on_dag_run_failure
 
 FEATURES = Asset(name="cva.features.customer")
 SCORES = Asset(name="cva.scores.customer_scores")
@@ -53,7 +57,9 @@ with DAG(
     ),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args=dag_defaults(SETTINGS),
+    dagrun_timeout=dag_run_timeout(SETTINGS),
+    on_failure_callback=on_dag_run_failure,
     tags=["cva", "pipeline"],
 ) as dag:
     waits = []
@@ -63,12 +69,13 @@ with DAG(
             task_id=f"wait_for_{source.name}",
             mode="reschedule",
             poke_interval=SETTINGS.sensor_poke_seconds,
-            timeout=timedelta(hours=24).total_seconds(),
+            timeout=timedelta(hours=SETTINGS.sensor_timeout_hours).total_seconds(),
         )
         def wait_for(source_name: str, **context) -> bool:
             from cva_tasks.steps.stage import source_landed
 
-            return source_landed(source_name, context["data_interval_start"])
+            # A source whose own run for the day failed fails the sensor at once.
+            return fail_fast(source_landed, source_name, context["data_interval_start"])
 
         waits.append(wait_for(source.name))
 
@@ -87,7 +94,10 @@ with DAG(
         return fail_fast(build_features, context["data_interval_start"])
 
     def train(kind: str):
-        @task(task_id=f"train_{kind}")
+        # A model trained on day D is the champion of the days after it: days train one
+        # after the other (a backfill's concurrent days would train the same model
+        # again), and a training that fails needs a look, not two reruns of minutes.
+        @task(task_id=f"train_{kind}", depends_on_past=True, retries=0)
         def train_model(**context) -> dict:
             from cva_tasks.steps.train import train_model
 

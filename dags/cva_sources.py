@@ -9,16 +9,21 @@ data fails a task at once, a source that is down is retried
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, TaskGroup, task
 
 from cva_tasks.settings import Settings
 from cva_tasks.sources.registry import all_sources
-from cva_tasks.steps.failures import fail_fast
+from cva_tasks.steps.failures import (
+    dag_defaults,
+    dag_run_timeout,
+    fail_fast,
+    on_dag_run_failure,
+    runbook,
+    source_task_callbacks,
+)
 
-DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(minutes=5)}
+SETTINGS = Settings.from_env()
 
 
 def _bounds(context) -> tuple[str, str, str]:
@@ -37,7 +42,7 @@ def build_source_dag(source) -> DAG:
     with DAG(
         dag_id=f"cva_source_{source.name}",
         description=source.description,
-        doc_md=__doc__,
+        doc_md=runbook(source),
         schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
         start_date=pendulum.datetime(
             source.start_date.year, source.start_date.month, source.start_date.day, tz="UTC"
@@ -51,26 +56,32 @@ def build_source_dag(source) -> DAG:
         ),
         catchup=False,
         max_active_runs=4,
-        default_args=DEFAULT_ARGS,
+        default_args=dag_defaults(SETTINGS),
+        dagrun_timeout=dag_run_timeout(SETTINGS),
+        on_failure_callback=on_dag_run_failure,
         tags=["cva", "source", *source.tags],
     ) as dag:
         validated = []
         for spec in source.entities:
             with TaskGroup(group_id=spec.entity):
 
-                @task(task_id="extract")
+                @task(task_id="extract", **source_task_callbacks(source.name))
                 def extract(entity: str, **context) -> dict:
                     from cva_tasks.steps import land as landing
 
                     return fail_fast(landing.extract, source.name, entity, *_bounds(context))
 
-                @task(task_id="validate")
+                @task(task_id="validate", **source_task_callbacks(source.name))
                 def validate(entity: str, extracted: dict, **context) -> dict:
                     from cva_tasks.steps import land as landing
 
                     return fail_fast(landing.validate, source.name, entity, *_bounds(context))
 
-                @task(task_id="land", outlets=[raw_asset(source.name, spec.entity)])
+                @task(
+                    task_id="land",
+                    outlets=[raw_asset(source.name, spec.entity)],
+                    **source_task_callbacks(source.name),
+                )
                 def land(entity: str, summary: dict, **context) -> dict:
                     from cva_tasks.steps import land as landing
 
@@ -90,5 +101,5 @@ def build_source_dag(source) -> DAG:
     return dag
 
 
-for _source in all_sources(Settings.from_env().source_modules):
+for _source in all_sources(SETTINGS.source_modules):
     globals()[f"cva_source_{_source.name}"] = build_source_dag(_source)

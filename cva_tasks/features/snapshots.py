@@ -71,7 +71,11 @@ class DayData:
 
         return visible_rows(entity, self.as_of, self.root)
 
-    def customer_sentiment(self) -> pd.DataFrame | None:
-        """The day's per-customer sentiment roll-up, or None before a sentiment model."""
-        uri = self.lake.features("customer_sentiment", self.ds)
+    def customer_sentiment(self, day: date | None = None) -> pd.DataFrame | None:
+        """The per-customer sentiment roll-up of ``day`` (default: the run's day), or None
+        before a sentiment model."""
+        day = self.ds if day is None else day
+        if day > self.ds:
+            raise ValueError(f"sentiment of {day} requested while running {self.ds}: future data")
+        uri = self.lake.features("customer_sentiment", day)
         return storage.read_table(uri).to_pandas() if storage.exists(uri) else None

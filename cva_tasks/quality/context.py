@@ -7,6 +7,7 @@ package is cheap, e.g. while Airflow parses DAG files.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
 # and this module is imported by the package's __init__) and, in addition,
 # ``analytics_enabled=False`` is part of every context config.
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
+# GX logs about 220 INFO lines while it is imported (mostly "Skipping registering function
+# ..." of its docs decorators) before the one line a task log needs: only its warnings
+# and errors are kept. Set before GX is first imported, for the same reason as above.
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 _DATASOURCE_NAME = "cva_pandas"
 _BATCH_DEFINITION_NAME = "whole_dataframe"

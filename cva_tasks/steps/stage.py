@@ -18,10 +18,22 @@ def source_landed(source_name: str, ds: date | datetime | str) -> bool:
     """True when every entity of the source has its raw partition for ``ds``.
 
     A source that does not feed the pipeline on ``ds`` counts as landed.
+
+    Raises:
+        SourceRunFailed: the day has not landed and the source's own run for it failed
+            (:mod:`cva_tasks.source_failures`): it would never land by waiting. The
+            message names the source, the day and the commands that rerun them.
     """
+    from cva_tasks.source_failures import SourceRunFailed, failed_run, rerun_message
+
     ds = as_day(ds)
     settings = Settings.from_env()
-    return _landed(source_name, ds, settings)
+    if _landed(source_name, ds, settings):
+        return True
+    failures = failed_run(settings.lake, source_name, ds)
+    if failures:
+        raise SourceRunFailed(rerun_message(source_name, ds, failures))
+    return False
 
 
 def _landed(source_name: str, ds: date, settings: Settings) -> bool:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import date, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -162,6 +163,23 @@ class AirflowCluster:
                 return runs
             time.sleep(3)
         raise TimeoutError(f"{dag_id}: runs not finished in {timeout} s: {self.runs(dag_id)}")
+
+    def task_spans(self, dag_id: str, task_id: str) -> list[tuple[date, datetime, datetime]]:
+        """``(day of the run's logical date, start, end)`` of each run's ``task_id``, by day."""
+        engine = sa.create_engine(self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    sa.text(
+                        "select r.logical_date, t.start_date, t.end_date from task_instance t"
+                        " join dag_run r on r.dag_id = t.dag_id and r.run_id = t.run_id"
+                        " where t.dag_id = :dag and t.task_id = :task order by r.logical_date"
+                    ),
+                    {"dag": dag_id, "task": task_id},
+                ).all()
+        finally:
+            engine.dispose()
+        return [(logical.date(), start, end) for logical, start, end in rows]
 
     def task_failures(self, dag_id: str) -> str:
         """The tail of the log of every failed task, for an assertion message."""

@@ -9,6 +9,7 @@ day must rerun it to identical rows.
 
 from __future__ import annotations
 
+import itertools
 import os
 from datetime import date, datetime, timedelta
 
@@ -88,6 +89,12 @@ def test_seven_day_backfill_and_clear_rerun(tmp_path, pg_schema):
         runs = cluster.wait_for_runs(DAG_ID, len(DAYS), run_type="backfill", timeout=1200)
         assert sorted(r["logical_date"][:10] for r in runs) == [d.isoformat() for d in DAYS]
         assert {r["state"] for r in runs} == {"success"}, cluster.task_failures(DAG_ID)
+        # Two runs at a time, but training goes day after day (depends_on_past).
+        for task_id in ("train_clv", "train_clusters"):
+            spans = cluster.task_spans(DAG_ID, task_id)
+            assert [day for day, _start, _end in spans] == DAYS, spans
+            for (day, _, before_end), (_, start, _) in itertools.pairwise(spans):
+                assert start >= before_end, f"{task_id} of the day after {day} overlapped it"
 
         paths = Lake(str(lake))
         for zone in (paths.features("customer"), paths.scores("customer_scores")):

@@ -72,18 +72,23 @@ def test_training_follows_the_schedule(demo_lake, monkeypatch):
     assert new.champion_version == old.version
 
 
-def test_feature_drift_triggers_an_early_churn_retrain(demo_lake, monkeypatch):
+def test_churn_drift_is_measured_against_the_day_before(demo_lake, monkeypatch):
     first = DAY - timedelta(days=7)
     assert train_model("churn", first, "run-1")["trained"]
-    build_features(DAY - timedelta(days=2))
-
-    monkeypatch.setenv("CVA_CHURN_PSI_THRESHOLD", "10")
-    quiet = train_model("churn", DAY - timedelta(days=2), "run-2")
-    assert not quiet["trained"] and "no feature drift above PSI 10" in quiet["reason"]
+    # Two ordinary days in a row of the same shop: no retrain. Against the champion's
+    # ~90-day-old validation snapshot, tenure (every customer 90 days older) and recency
+    # drifted above 0.2 every day and churn retrained daily.
+    for day in (DAY - timedelta(days=3), DAY - timedelta(days=2)):
+        build_features(day)
+        quiet = train_model("churn", day, f"run-{day}")
+        assert not quiet["trained"], quiet["reason"]
+        assert "no feature drift above PSI 0.2" in quiet["reason"]
     from cva_tasks.models.drift_log import read_drift  # the check is kept for the UI page
 
-    (kept,) = read_drift(Settings.from_env().lake, "churn", DAY - timedelta(days=2))
-    assert kept["threshold"] == 10 and kept["over_threshold"] == [] and kept["max_psi"] > 0
+    second = DAY - timedelta(days=2)
+    (kept,) = read_drift(Settings.from_env().lake, "churn", second, since=second)
+    assert kept["threshold"] == 0.2 and kept["over_threshold"] == [] and kept["max_psi"] > 0
+    assert kept["psi"]["tenure_days"] < 0.05 and kept["psi"]["recency_days"] < 0.05, kept
 
     monkeypatch.setenv("CVA_CHURN_PSI_THRESHOLD", "1e-9")
     drifted = train_model("churn", DAY - timedelta(days=2), "run-3")

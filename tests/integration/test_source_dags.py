@@ -116,14 +116,27 @@ def test_negative_price_is_quarantined_in_a_dag_run(airflow_home, shop_sqlite, l
     assert results["items"]["failed_rules"] is None
 
 
-def test_failed_run_keeps_the_landed_partition(airflow_home, shop_sqlite, lake, tmp_path):
+def test_failed_run_keeps_the_landed_partition_and_alerts_once(
+    airflow_home, shop_sqlite, lake, tmp_path, webhook, monkeypatch
+):
     from cva_tasks.airflow_runner import run_dag_for_day
 
+    url, alerts, _ = webhook
+    monkeypatch.setenv("CVA_ALERT_WEBHOOK_URL", url)
     assert run_dag_for_day("cva_source_demo_feedback", DAY) == "success"
+    assert alerts == []
     before = raw(lake, "demo_feedback", "feedback")
     (tmp_path / "drops" / f"feedback_{DAY}.jsonl").write_text('{"feedback_id": "F1"\n')
     assert run_dag_for_day("cva_source_demo_feedback", DAY) == "failed"
     assert raw(lake, "demo_feedback", "feedback").equals(before)
+    # One failed task, one alert (the run's own failure callback does not repeat it).
+    assert len(alerts) == 1, alerts
+    alert = alerts[0]
+    assert alert["kind"] == "task_failed"
+    assert (alert["dag"], alert["ds"], alert["try"]) == ("cva_source_demo_feedback", str(DAY), 1)
+    assert alert["task"] in {"feedback.extract", "feedback.validate"}
+    assert "feedback_" in alert["exception"]
+    assert "/dags/cva_source_demo_feedback/runs/" in alert["log_url"]
 
 
 @pytest.mark.postgres

@@ -90,11 +90,17 @@ def churn_inputs(features: pd.DataFrame, sentiment: pd.DataFrame | None) -> pd.D
 
 def drift_due(data: DayData, settings: Settings) -> tuple[bool, str]:
     """Retrain churn early when a key feature's population stability index passes
-    ``CVA_CHURN_PSI_THRESHOLD`` (default 0.2) against the champion's training data.
+    ``CVA_CHURN_PSI_THRESHOLD`` (default 0.2) against the day before.
+
+    The reference is the churn inputs as of the previous day (features and sentiment
+    roll-up), binned like the champion's own reference and on the same features. The
+    champion's validation snapshot lies about 90 days back (its labels need the
+    horizon), so against it ``tenure_days`` and ``recency_days`` drifted every day and
+    churn retrained daily; slow drift is caught by the weekly schedule instead.
 
     The day's figures are logged and kept in the lake (``drift/churn/ds=.../psi.json``).
     """
-    from cva_tasks.models.churn import drifted_features, feature_drift
+    from cva_tasks.models.churn import drifted_features
     from cva_tasks.models.drift_log import record_drift
     from cva_tasks.models.registry import champion_model
 
@@ -102,13 +108,35 @@ def drift_due(data: DayData, settings: Settings) -> tuple[bool, str]:
     if champion is None:
         return False, "no churn champion to compare the features with"
     threshold = settings.churn_psi_threshold
+    previous = data.ds - timedelta(days=1)
+    reference = churn_inputs(data.features_at(previous), data.customer_sentiment(previous))
+    if reference.empty:
+        return False, f"no customers as of {previous} to compare the features with"
     inputs = churn_inputs(data.features_at(data.ds), data.customer_sentiment())
-    drift = feature_drift(champion.model, inputs)
+    drift = drift_against(reference, inputs, list(champion.model.reference_))
     figures = ", ".join(f"{name} {psi:.3f}" for name, psi in sorted(drift.items()))
-    log.info("churn feature drift against %s (PSI): %s", champion.run.version, figures)
+    log.info("churn feature drift against %s (PSI): %s", previous, figures)
     # Kept per day for the "Customer value" page (cva_tasks.models.drift_log).
     record_drift(data.lake, "churn", data.ds, champion.run.version, drift, threshold)
     over = drifted_features(drift, threshold)
     if over:
         return True, f"feature drift above PSI {threshold:g}: {', '.join(over)} ({figures})"
     return False, f"no feature drift above PSI {threshold:g} ({figures})"
+
+
+def drift_against(
+    reference: pd.DataFrame, features: pd.DataFrame, names: list[str]
+) -> dict[str, float]:
+    """PSI of each of ``names`` in ``features`` against the same column of ``reference``
+    (names missing from either table are left out: a day without sentiment yet)."""
+    from types import SimpleNamespace
+
+    from cva_tasks.models.churn import drift_reference, feature_drift
+
+    bins = drift_reference(reference)
+    return feature_drift(
+        SimpleNamespace(
+            reference_={n: bins[n] for n in names if n in bins and n in features.columns}
+        ),
+        features,
+    )

@@ -16,6 +16,14 @@ Modules, by concern:
 * :mod:`~cva_tasks.models.sentiment.training`: the pipeline's day trainer.
 """
 
+import os
+
+# TensorFlow's C++ notices (the CPU-instructions line, absl's "All log messages before
+# absl::InitializeLog()") go to stderr, which an Airflow 3 task log shows as ERROR. Level 2
+# keeps its errors only; set here, before anything of this package can import TensorFlow
+# (configure_tensorflow sets it as well), and left alone when the deployment sets it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 from cva_tasks.models.sentiment.feedback import (
     FEATURE_COLUMNS,
     TOPIC_DTYPES,

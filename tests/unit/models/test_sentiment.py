@@ -369,3 +369,24 @@ def test_the_saved_vocabulary_holds_no_email_or_phone_of_the_training_texts(tmp_
     assert any("piiemail" in token for token in vocabulary)
     leaked = [t for t in vocabulary if any(s in t for s in ("ann", "mailhost", "0612", "345"))]
     assert not leaked, leaked
+
+
+def test_importing_tensorflow_through_the_package_prints_no_notices():
+    # Airflow 3 shows a task's stderr as ERROR lines: TensorFlow's C++ notices must not
+    # reach it. A fresh process, as a task is.
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    script = (
+        "import cva_tasks.models.sentiment\n"
+        "import tensorflow as tf\n"
+        "print(int(tf.constant(1) + 1))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.stdout.strip() == "2", result.stderr[-2000:]
+    assert "cpu_feature_guard" not in result.stderr
+    assert "absl::InitializeLog" not in result.stderr

@@ -364,3 +364,40 @@ def test_data_docs_render_stored_results(suite_path: Path, tmp_path: Path) -> No
     assert (tmp_path / "docs" / "expectations" / "demo_shop" / "transactions.html").is_file()
     # Validation still works afterwards (the docs context is not left as the current one).
     assert run(make_frame(), suite_path).failures == []
+
+
+def test_a_validation_logs_no_great_expectations_info(suite_path: Path) -> None:
+    # A fresh process: GX logs most of its INFO lines while the context is first built.
+    import subprocess
+    import sys
+
+    script = f"""
+import logging, sys
+logging.basicConfig(
+    level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(name)s %(message)s"
+)
+import pandas as pd
+from datetime import datetime, UTC
+from cva_tasks.quality import validate_frame
+frame = pd.DataFrame({{
+    "transaction_id": ["T1", "T2"], "unit_price": [1.0, 2.0], "kind": ["sale", "sale"],
+    "occurred_at": pd.to_datetime(["2025-12-30T10:00:00Z"] * 2, utc=True).astype(
+        "datetime64[us, UTC]"
+    ),
+}})
+outcome = validate_frame(
+    frame,
+    __import__("pathlib").Path({str(suite_path)!r}),
+    interval_start=datetime(2025, 12, 30, tzinfo=UTC),
+    interval_end=datetime(2025, 12, 31, tzinfo=UTC),
+)
+print("VALIDATED", len(outcome.clean))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert "VALIDATED" in result.stdout, result.stderr[-2000:]
+    gx_info = [
+        line for line in result.stdout.splitlines() if line.startswith("INFO great_expectations")
+    ]
+    assert gx_info == [], f"{len(gx_info)} GX INFO lines, e.g. {gx_info[:3]}"
