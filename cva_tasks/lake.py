@@ -13,6 +13,7 @@ Layout under the data root (``ds`` is the day of a run's data interval)::
     scores/<table>/ds=YYYY-MM-DD/                               what the warehouse loads
     models/<kind>/<version>/                                    one trained model run
     drift/<kind>/ds=YYYY-MM-DD/psi.json                         the day's feature drift check
+    exports/audiences/ds=YYYY-MM-DD/<audience>.parquet          a named audience's members
 
 Paths are plain strings (a local folder or any fsspec URI); :mod:`cva_tasks.storage`
 reads and writes them. Nothing here touches the file system.
@@ -125,6 +126,12 @@ class Lake:
     def drift_file(self, kind: str, ds: date) -> str:
         """The day's drift check of ``kind`` (population stability index per feature)."""
         return join(self.drift(kind, ds), "psi.json")
+
+    # --- exports -------------------------------------------------------------------
+
+    def audience_exports(self, ds: date | None = None) -> str:
+        """The audiences' exports: the folder of days, or the day's (one file per audience)."""
+        return self._folder("exports", "audiences", ds=ds)
 
     # --- other ------------------------------------------------------------------------
 
