@@ -19,9 +19,10 @@ from cva_tasks.settings import Settings
 def test_the_packaged_audiences_load():
     audiences = {a.name: a for a in load_audiences()}
     assert list(audiences) == ["win_back", "vip", "at_risk_negative_feedback", "cross_sell"]
-    assert audiences["win_back"].where == (
-        Condition("churn_tier", "in", ("High",)),
-        Condition("clv_365d", "top_share", 0.25),
+    assert audiences["win_back"].where == (Condition("churn_tier", "in", ("High",)),)
+    assert audiences["win_back"].any_of == (
+        (Condition("clv_365d", "top_share", 0.25),),
+        (Condition("monetary_value", "top_share", 0.25),),
     )
     assert audiences["vip"].where == () and len(audiences["vip"].any_of) == 2
     assert audiences["cross_sell"].recommendations == Recommendations("next_best", 3)
