@@ -1,4 +1,4 @@
-"""Audience definitions: the packaged file loads, bad files are refused with file, audience, rule."""
+"""Audience definitions: the packaged file loads; a bad file is refused naming the rule."""
 
 from __future__ import annotations
 

@@ -77,9 +77,7 @@ def test_cross_sell_attaches_the_top_items_and_leaves_out_customers_without():
     recommendations = pd.DataFrame(
         {
             "customer_id": ["c1"] * 4 + ["c2"] * 2 + ["c5"],
-            "list": ["next_best", "next_best", "next_best", "next_best"]
-            + ["buy_again", "buy_again"]
-            + ["next_best"],
+            "list": [*["next_best"] * 4, "buy_again", "buy_again", "next_best"],
             "rank": [2, 1, 4, 3, 1, 2, 1],
             "item_id": ["b", "a", "d", "c", "x", "y", "z"],
             "item_name": ["B", "A", "D", "C", "X", "Y", None],
