@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 MODEL_NAME = "bestseller"
 WINDOW_DAYS = 30
+CHUNK_CUSTOMERS = 20_000
 
 
 def bestseller_lists(
@@ -72,15 +73,26 @@ def bestseller_lists(
         customer_id=lines["customer_id"].astype(str), item_id=lines["item_id"].astype(str)
     ).drop_duplicates()
     bought = bought[bought["customer_id"].isin(wanted["customer_id"])]
-    # A customer can only have bought this many of the candidates: take that many more.
-    most_bought = int(bought.groupby("customer_id").size().max()) if len(bought) else 0
-    candidates = counts.head(k + most_bought).reset_index(drop=True)
-    candidates["order"] = range(len(candidates))
-    rows = wanted.merge(candidates, how="cross")
-    rows = rows.merge(bought.assign(seen=True), on=["customer_id", "item_id"], how="left")
-    rows = rows[rows["seen"].isna()].sort_values(["customer_id", "order"], kind="stable")
-    rows["rank"] = rows.groupby("customer_id").cumcount() + 1
-    rows = rows[rows["rank"] <= k]
+    # Customers x candidates is materialised: in chunks, so a big shop without a
+    # recommender (not in CVA_MODELS) stays within memory.
+    chunks = []
+    for start in range(0, len(wanted), CHUNK_CUSTOMERS):
+        chunk = wanted.iloc[start : start + CHUNK_CUSTOMERS]
+        seen = bought[bought["customer_id"].isin(chunk["customer_id"])]
+        # A customer can only have bought this many of the candidates: take that many more.
+        most_bought = int(seen.groupby("customer_id").size().max()) if len(seen) else 0
+        candidates = counts.head(k + most_bought).reset_index(drop=True)
+        candidates["order"] = range(len(candidates))
+        chunk_rows = chunk.merge(candidates, how="cross")
+        chunk_rows = chunk_rows.merge(
+            seen.assign(seen=True), on=["customer_id", "item_id"], how="left"
+        )
+        chunk_rows = chunk_rows[chunk_rows["seen"].isna()].sort_values(
+            ["customer_id", "order"], kind="stable"
+        )
+        chunk_rows["rank"] = chunk_rows.groupby("customer_id").cumcount() + 1
+        chunks.append(chunk_rows[chunk_rows["rank"] <= k])
+    rows = pd.concat(chunks, ignore_index=True)
     names = items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")["name"]
     rows["item_name"] = rows["item_id"].map(names).fillna(rows["item_id"])
     rows["score"] = rows["buyers"] / buyers

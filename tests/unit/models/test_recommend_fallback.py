@@ -67,3 +67,16 @@ def test_the_same_inputs_give_the_same_rows():
     )
     first = bestseller_lists(["c1", "n"], interactions, ITEMS, AS_OF)
     pd.testing.assert_frame_equal(first, bestseller_lists(["c1", "n"], interactions, ITEMS, AS_OF))
+
+
+def test_customers_in_chunks_get_the_same_lists(monkeypatch):
+    from cva_tasks.models.recommend import fallback
+
+    interactions = lines([(f"c{i}", item, i % 20) for i in range(30) for item in "abcd"[: i % 4]])
+    customers = [f"c{i}" for i in range(30)] + ["new"]
+    whole = bestseller_lists(customers, interactions, ITEMS, AS_OF, k=3)
+    monkeypatch.setattr(fallback, "CHUNK_CUSTOMERS", 4)
+    pd.testing.assert_frame_equal(
+        bestseller_lists(customers, interactions, ITEMS, AS_OF, k=3), whole
+    )
+    assert len(whole) > 30
