@@ -15,6 +15,7 @@ Layout under the data root (``ds`` is the day of a run's data interval)::
     drift/<kind>/ds=YYYY-MM-DD/psi.json                         the day's feature drift check
     privacy/erased.json                                         customers erased (hashes)
     failures/<source>/ds=YYYY-MM-DD/<task>.json                 a source task that failed for ds
+    exports/audiences/ds=YYYY-MM-DD/<audience>.parquet          a named audience's members
 
 Paths are plain strings (a local folder or any fsspec URI); :mod:`cva_tasks.storage`
 reads and writes them. Nothing here touches the file system.
@@ -155,6 +156,12 @@ class Lake:
     def source_failure(self, source: str, ds: date, task_id: str) -> str:
         """The marker of one failed task of the source's run for ``ds``."""
         return join(self.source_failures(source, ds), f"{run_key(task_id)}.json")
+
+    # --- exports -------------------------------------------------------------------
+
+    def audience_exports(self, ds: date | None = None) -> str:
+        """The audiences' exports: the folder of days, or the day's (one file per audience)."""
+        return self._folder("exports", "audiences", ds=ds)
 
     # --- other ------------------------------------------------------------------------
 

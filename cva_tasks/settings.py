@@ -23,6 +23,7 @@ from cva_tasks.lake import Lake
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RFM_RULES = Path(__file__).resolve().parent / "config" / "rfm_segments.yaml"
+DEFAULT_AUDIENCES = Path(__file__).resolve().parent / "config" / "audiences.yaml"
 ENV_PREFIX = "CVA_"
 
 
@@ -296,6 +297,12 @@ class Settings:
         "cva_tasks/config/rfm_segments.yaml",
         "the RFM segment rule table",
     )
+    audiences: Path = _setting(
+        "CVA_AUDIENCES",
+        _path,
+        "cva_tasks/config/audiences.yaml",
+        "the named audiences published every day (definitions file)",
+    )
     models: tuple[str, ...] = _setting(
         "CVA_MODELS",
         _names,
@@ -406,6 +413,7 @@ class Settings:
         values.setdefault("expectations_dir", PROJECT_ROOT / "expectations")
         values.setdefault("cache_dir", Path.home() / ".cache" / "cva")
         values.setdefault("rfm_rules", DEFAULT_RFM_RULES)
+        values.setdefault("audiences", DEFAULT_AUDIENCES)
         values.setdefault("tf_threads", min(2, os.cpu_count() or 1))
         models = values["models"]
         unknown = sorted(set(models) - set(KIND_NAMES))
@@ -508,7 +516,15 @@ class Settings:
 
 #: Settings whose default depends on other values or on the machine (set in from_env).
 _COMPUTED_DEFAULTS = frozenset(
-    {"home", "data_root", "expectations_dir", "cache_dir", "rfm_rules", "tf_threads"}
+    {
+        "home",
+        "data_root",
+        "expectations_dir",
+        "cache_dir",
+        "rfm_rules",
+        "audiences",
+        "tf_threads",
+    }
 )
 
 

@@ -39,6 +39,7 @@ SCORES = Asset(name="cva.scores.customer_scores")
 WAREHOUSE_SCORES = Asset(name="cva.warehouse.customer_scores")
 RECOMMENDATIONS = Asset(name="cva.scores.customer_recommendations")
 FEEDBACK_SCORES = Asset(name="cva.scores.feedback_sentiment")
+AUDIENCES = Asset(name="cva.warehouse.audiences")
 SETTINGS = Settings.from_env()
 SOURCES = all_sources(SETTINGS.source_modules)
 # The earliest day any registered source has data for: a day of an older source
@@ -129,6 +130,12 @@ with DAG(
 
         return fail_fast(publish, context["data_interval_start"], context["run_id"])
 
+    @task(outlets=[AUDIENCES])
+    def audiences(**context) -> dict:
+        from cva_tasks.steps.audiences import publish_audiences
+
+        return fail_fast(publish_audiences, context["data_interval_start"], context["run_id"])
+
     staged = stage()
     waits >> staged
     features = build_features()
@@ -145,4 +152,4 @@ with DAG(
     [steps["clusters"], steps["clv"], steps["churn"], steps["score_feedback"]] >> scores
     recommendations = recommend()
     steps["recommender"] >> recommendations
-    [scores, recommendations] >> publish()
+    [scores, recommendations] >> publish() >> audiences()

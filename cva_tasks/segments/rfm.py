@@ -3,6 +3,11 @@
 Scores are quintiles of the day's active customers, computed on percentile
 ranks with ties averaged, so customers with the same value always share a score
 (a plain ``qcut`` fails or splits ties when 40% of customers have one order).
+
+F is the exception (:func:`frequency_scores`): one order (or none counted) is
+always F = 1, and only repeat buyers are ranked, into 2-5. On a shop where almost
+everyone buys once, quintiles of the average rank gave every one-time buyer F = 3
+(the middle of their tie) and left F = 1 and 2 empty.
 """
 
 from __future__ import annotations
@@ -109,6 +114,22 @@ def quintile_scores(values: pd.Series, higher_is_better: bool = True) -> pd.Seri
     return scores.astype("Int16")
 
 
+def frequency_scores(frequency: pd.Series) -> pd.Series:
+    """F scores 1-5: 1 for at most one order; repeat buyers by quartile among themselves.
+
+    Grain: one score per input row (same index); nulls stay null. Ties share a
+    score, as in :func:`quintile_scores`.
+    """
+    import pandas as pd
+
+    repeat = frequency > 1
+    ranks = frequency.where(repeat).rank(method="average", pct=True)
+    scores = pd.Series(pd.NA, index=frequency.index, dtype="Int16")
+    scores[frequency.notna() & ~repeat] = 1
+    scores[repeat] = ranks[repeat].map(lambda p: min(5, max(2, 1 + math.ceil(p * 4))))
+    return scores
+
+
 def score_rfm(features: pd.DataFrame, rules: RuleTable | None = None) -> pd.DataFrame:
     """R, F, M scores, the RFM cell and the named segment per customer.
 
@@ -137,7 +158,12 @@ def score_rfm(features: pd.DataFrame, rules: RuleTable | None = None) -> pd.Data
         ("m", "monetary_value", True),
     ):
         out[f"{letter}_score"] = pd.Series(pd.NA, index=features.index, dtype="Int16")
-        out.loc[active, f"{letter}_score"] = quintile_scores(scored[column], better)
+        scores = (
+            frequency_scores(scored[column])
+            if letter == "f"
+            else quintile_scores(scored[column], better)
+        )
+        out.loc[active, f"{letter}_score"] = scores
     cells = [
         rules.segment_of(int(r), int(f), int(m)) if ok else rules.inactive_segment
         for r, f, m, ok in zip(

@@ -4,7 +4,8 @@ Source DAGs: :mod:`~cva_tasks.steps.land` (extract, validate, land, Data Docs).
 The daily DAG: :mod:`~cva_tasks.steps.stage`, :mod:`~cva_tasks.steps.features`,
 :mod:`~cva_tasks.steps.train`, :mod:`~cva_tasks.steps.feedback`,
 :mod:`~cva_tasks.steps.score`, :mod:`~cva_tasks.steps.recommend`,
-:mod:`~cva_tasks.steps.publish`.
+:mod:`~cva_tasks.steps.publish`,
+:mod:`~cva_tasks.steps.audiences`.
 
 Each function takes plain values (the day, the run id, names), builds the
 :class:`~cva_tasks.settings.Settings` once, reads and writes the lake, and returns a

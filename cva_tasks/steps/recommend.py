@@ -22,8 +22,15 @@ def recommend(ds: date | datetime | str) -> dict[str, Any]:
     Active: an order in the last ``CVA_RECOMMEND_ACTIVE_DAYS`` days (default 365).
     Uses the recommender champion as of ``ds``; writes
     ``scores/customer_recommendations/ds=...`` (one row per customer, list and rank).
-    Without a champion the day's partition is removed.
+    Without a champion (the recommender declined: not enough data yet), and for any
+    active customer the champion gives no ``next_best`` list, the recent bestsellers
+    the customer has not bought (model ``bestseller``,
+    :mod:`cva_tasks.models.recommend.fallback`). Only a day without any purchase line
+    has no rows (its partition is removed).
     """
+    import pandas as pd
+
+    from cva_tasks.models.recommend.fallback import MODEL_NAME, bestseller_lists
     from cva_tasks.models.recommend.training import recommender_inputs
     from cva_tasks.segments.rfm import load_rules
     from cva_tasks.warehouse.schema import TABLES
@@ -33,39 +40,48 @@ def recommend(ds: date | datetime | str) -> dict[str, Any]:
     lake = settings.lake
     target = lake.scores("customer_recommendations", ds)
     champion = registry.champion_model("recommender", ds, lake, settings.model_cache_dir)
-    if champion is None:
-        if storage.exists(target):
-            storage.remove(target)
-        return {"rows": 0, "reason": "no recommender trained yet"}
-    model, run = champion.model, champion.run
     data = DayData(ds, lake)
-    interactions, _items, customers = recommender_inputs(data, load_rules(settings.rfm_rules))
+    interactions, items, customers = recommender_inputs(data, load_rules(settings.rfm_rules))
     features = data.features_at(ds)
     active = features.loc[features["recency_days"] <= settings.recommend_active_days, "customer_id"]
     started = time.perf_counter()
-    rows = model.predict(
-        active.to_numpy(),
-        interactions,
-        customers=customers,
-        as_of=data.as_of,
-    )
-    rows = rows.assign(
-        as_of_date=ds,
-        model_version=run.version,
-        **{name: rows[name].astype(str) for name in ("list", "reason", "model")},
-    )
+    if champion is not None:
+        version = champion.run.version
+        rows = champion.model.predict(
+            active.to_numpy(),
+            interactions,
+            customers=customers,
+            as_of=data.as_of,
+        )
+        rows = rows.assign(**{name: rows[name].astype(str) for name in ("list", "reason", "model")})
+    else:
+        version = MODEL_NAME
+        rows = pd.DataFrame(columns=["customer_id", "list", "rank", "item_id", "model"])
+    with_list = set(rows.loc[rows["list"] == "next_best", "customer_id"].astype(str))
+    without = [c for c in active.astype(str) if c not in with_list]
+    fallback = bestseller_lists(without, interactions, items, data.as_of)
+    if len(fallback):
+        rows = pd.concat([rows, fallback], ignore_index=True) if len(rows) else fallback
+    if rows.empty:
+        if storage.exists(target):
+            storage.remove(target)
+        return {"rows": 0, "reason": "no purchase lines yet", "model_version": None}
+    rows = rows.assign(as_of_date=ds, model_version=version)
     table = TABLES["customer_recommendations"].table_from_frame(rows)
     storage.replace_partition(table, target)
     log.info(
-        "recommended for %d active customers with %s in %.1f s (%d rows)",
+        "recommended for %d active customers with %s in %.1f s (%d rows, %d customers "
+        "given bestsellers)",
         len(active),
-        run.version,
+        version,
         time.perf_counter() - started,
         table.num_rows,
+        fallback["customer_id"].nunique() if len(fallback) else 0,
     )
     return {
         "customers": len(active),
         "rows": table.num_rows,
-        "model_version": run.version,
+        "model_version": version,
         "models": rows["model"].value_counts().to_dict(),
+        "bestseller_customers": int(fallback["customer_id"].nunique()) if len(fallback) else 0,
     }

@@ -5,7 +5,8 @@ Routes (relative to the mount point, ``/cva``):
 * ``GET /``: the page of a day (``?ds=YYYY-MM-DD``; default the latest published day);
 * ``GET /api/days``: the published days; ``GET /api/days/{ds}``: every figure of a
   day; ``GET /api/days/{ds}/<part>``: one part (``summary``, ``segments``,
-  ``clusters``, ``churn-tiers``, ``clv``, ``model-runs``, ``quality``, ``drift``);
+  ``clusters``, ``churn-tiers``, ``clv``, ``model-runs``, ``quality``, ``drift``,
+  ``audiences``);
 * ``GET /data-docs/{source}/{path}``: Great Expectations' Data Docs of a source, from
   ``CVA_HOME/data_docs/<source>/`` and nothing outside that folder.
 

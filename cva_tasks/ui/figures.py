@@ -22,7 +22,13 @@ from cva_tasks.lake import Lake
 from cva_tasks.ui.reader import WarehouseReader, iso
 
 #: Tables the page reads; ``customer_scores`` alone decides whether anything is published.
-PAGE_TABLES = ("customer_scores", "segment_profiles", "model_runs", "dq_results")
+PAGE_TABLES = (
+    "customer_scores",
+    "segment_profiles",
+    "model_runs",
+    "dq_results",
+    "audience_sizes",
+)
 #: Churn tiers in risk order (``cva_tasks.models.churn.reasons.TIERS``; not imported here
 #: because that package brings scikit-learn into the API server).
 TIER_ORDER = ("Low", "Medium", "High")
@@ -295,6 +301,45 @@ def drift(
     }
 
 
+def audiences(
+    reader: WarehouseReader, ds: date, history_days: int = HISTORY_DAYS
+) -> dict[str, Any]:
+    """Named audiences: the day's sizes and each audience's size over the days up to ``ds``.
+
+    Returns:
+        ``on_day``: per audience published for the day (by name), ``audience``,
+        ``description``, ``customers``; ``history``: per audience seen in the window,
+        ``as_of_date`` and ``customers``, oldest first; ``since``: the window's first day.
+    """
+    since = ds - timedelta(days=history_days - 1)
+    result: dict[str, Any] = {
+        "as_of_date": ds.isoformat(),
+        "since": since.isoformat(),
+        "on_day": [],
+        "history": {},
+    }
+    if "audience_sizes" not in reader.existing_tables(["audience_sizes"]):
+        return result
+    rows = reader.query(
+        "SELECT as_of_date, audience, description, customers FROM audience_sizes "
+        "WHERE as_of_date BETWEEN ? AND ? ORDER BY audience, as_of_date",
+        [since, ds],
+    )
+    for row in rows:
+        result["history"].setdefault(row["audience"], []).append(
+            {"as_of_date": iso(row["as_of_date"]), "customers": int(row["customers"])}
+        )
+        if row["as_of_date"] == ds:
+            result["on_day"].append(
+                {
+                    "audience": row["audience"],
+                    "description": row["description"],
+                    "customers": int(row["customers"]),
+                }
+            )
+    return result
+
+
 def _with_shares(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     total = sum(int(r["customers"]) for r in rows)
     return [
@@ -324,6 +369,7 @@ PARTS = (
     "model_runs",
     "quality",
     "drift",
+    "audiences",
 )
 
 
@@ -356,6 +402,7 @@ def day_report(
             "max_failing_share": max_failing_share,
         },
         "drift": lambda: drift(lake, ds, psi_threshold),
+        "audiences": lambda: audiences(reader, ds),
     }
     unknown = sorted(set(parts) - set(makers))
     if unknown:

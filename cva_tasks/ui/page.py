@@ -113,6 +113,7 @@ def day_page(report: dict[str, Any], days: list[str], location: str) -> str:
         _models_card(report["model_runs"]),
         _quality_card(report["quality"]),
         _drift_card(report["drift"]),
+        _audiences_card(report["audiences"], summary),
         "</div>",
         f'<footer>Read from {escape(location)}. The same figures as JSON: <a href="api/days/'
         f'{escape(ds)}">api/days/{escape(ds)}</a>.</footer>',
@@ -468,5 +469,47 @@ def _drift_card(data: dict[str, Any]) -> str:
         "population stability index of the churn features against the champion's reference",
         f'<div class="multiples"><div>{day_part}</div>'
         f"<div><h3>Largest PSI per day</h3>{history}</div></div>",
+        wide=True,
+    )
+
+
+def _audiences_card(data: dict[str, Any], summary: dict[str, Any]) -> str:
+    on_day = data["on_day"]
+    scored = summary.get("customers_scored") or 0
+    rows = "".join(
+        f"<tr><td>{escape(r['audience'])}</td><td>{escape(r['description'] or '')}</td>"
+        f'<td class="num">{number(r["customers"])}</td>'
+        f'<td class="num">{percent(r["customers"] / scored) if scored else "—"}</td></tr>'
+        for r in on_day
+    )
+    table = (
+        "<table><tr><th>audience</th><th>what it is</th>"
+        '<th class="num">customers</th><th class="num">of customers scored</th></tr>'
+        f"{rows}</table>"
+        if on_day
+        else "<p class='sub'>No audiences published for this day (the <code>audiences</code> "
+        "task of <code>cva_customer_value</code> has not run for it).</p>"
+    )
+    history = data["history"]
+    chart = charts.line_chart(
+        [
+            Series(
+                name,
+                [(date.fromisoformat(h["as_of_date"]), h["customers"]) for h in points],
+                PALETTE[i % len(PALETTE)],
+            )
+            for i, (name, points) in enumerate(sorted(history.items()))
+        ],
+        chart_id="audience-sizes",
+        title="Customers per audience and day",
+        y_floor=0.0,
+        width=WIDE,
+    )
+    return _card(
+        "audiences",
+        "Marketing audiences",
+        f"audience_sizes, {data['since']} to {data['as_of_date']}; members in "
+        "audience_members and exports/audiences/",
+        table + "<h3>Audience sizes over time</h3>" + chart,
         wide=True,
     )

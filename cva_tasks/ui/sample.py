@@ -70,6 +70,7 @@ def publish_sample_days(
             warehouse.replace_partition("model_runs", _table("model_runs", runs), day, run_id)
         dq = _dq_results(day, index, run_id)
         warehouse.replace_partition("dq_results", _table("dq_results", dq), day, run_id)
+        sizes = _audiences(warehouse, day, scores, run_id)
         drift = None
         if not any(run["kind"] == "churn" for run in runs) or index == 3:
             psi = {"recency_days": 0.05 + 0.01 * index, "tenure_days": 0.12 + 0.03 * index}
@@ -80,12 +81,31 @@ def publish_sample_days(
             "model_runs": runs,
             "dq_results": dq,
             "drift_file": drift,
+            "audience_sizes": sizes,
         }
     if data_docs_dir is not None:
         site = data_docs_dir / "demo_shop"
         site.mkdir(parents=True, exist_ok=True)
         (site / "index.html").write_text("<html><body><h1>demo_shop Data Docs</h1></body></html>")
     return written
+
+
+def _audiences(warehouse: Warehouse, day: date, scores, run_id: str) -> dict[str, int]:
+    """The packaged audiences evaluated on the sample scores (no recommendations: the
+    audiences that attach items are empty), published; returns the sizes."""
+    import pandas as pd
+
+    from cva_tasks.audiences.definitions import load_audiences
+    from cva_tasks.audiences.evaluation import audience_members, audience_sizes
+
+    audiences = load_audiences()
+    members = audience_members(audiences, scores.to_pandas(), pd.DataFrame())
+    sizes = audience_sizes(audiences, members).assign(as_of_date=day)
+    rows = TABLES["audience_members"].table_from_frame(members.assign(as_of_date=day))
+    warehouse.replace_partition("audience_members", rows, day, run_id)
+    table = TABLES["audience_sizes"].table_from_frame(sizes)
+    warehouse.replace_partition("audience_sizes", table, day, run_id)
+    return dict(zip(sizes["audience"], sizes["customers"].astype(int), strict=True))
 
 
 def _table(name: str, rows: list[dict[str, Any]]):

@@ -98,6 +98,14 @@ def add_columns(table: str, *columns: str) -> AddColumns:
     return AddColumns(table, columns)
 
 
+#: The latest published day's audience members (marketing tools read this, not a day).
+CURRENT_AUDIENCES_SQL = (
+    "CREATE OR REPLACE VIEW current_audiences AS SELECT as_of_date, audience, customer_id, "
+    "reason, segment, country, recency_days, churn_tier, churn_probability, clv_365d, "
+    "negative_feedback_90d, recommended_items, run_id, loaded_at FROM audience_members "
+    "WHERE as_of_date = (SELECT max(as_of_date) FROM audience_members)"
+)
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "customer_scores v1: RFM scores and segment", create_table("customer_scores")),
     Migration(
@@ -111,6 +119,9 @@ MIGRATIONS: list[Migration] = [
     Migration(6, "feedback_sentiment", create_table("feedback_sentiment")),
     Migration(7, "feedback_topics", create_table("feedback_topics")),
     Migration(8, "dq_results", create_table("dq_results")),
+    Migration(9, "audience_members", create_table("audience_members")),
+    Migration(10, "audience_sizes", create_table("audience_sizes")),
+    Migration(11, "current_audiences: audience members of the latest day", CURRENT_AUDIENCES_SQL),
 ]
 
 MIGRATIONS_TABLE_SQL = (

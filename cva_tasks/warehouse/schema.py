@@ -357,6 +357,44 @@ DQ_RESULTS = TableSpec(
     key=("as_of_date", "source", "entity"),
 )
 
+AUDIENCE_MEMBERS = TableSpec(
+    name="audience_members",
+    grain=(
+        "one row per customer in a named audience per as-of date; "
+        "key (as_of_date, audience, customer_id)"
+    ),
+    columns=(
+        Column("as_of_date", "DATE", nullable=False),
+        Column("audience", "TEXT", nullable=False),
+        Column("customer_id", "TEXT", nullable=False),
+        Column("reason", "TEXT", nullable=False),
+        Column("segment", "TEXT"),
+        Column("country", "TEXT"),
+        Column("recency_days", "DOUBLE PRECISION"),
+        Column("churn_tier", "TEXT"),
+        Column("churn_probability", "DOUBLE PRECISION"),
+        Column("clv_365d", "DOUBLE PRECISION"),
+        Column("negative_feedback_90d", "INTEGER"),
+        # JSON list of {rank, item_id, item_name}; null unless the audience attaches items.
+        Column("recommended_items", "TEXT"),
+        *_LOADED,
+    ),
+    key=("as_of_date", "audience", "customer_id"),
+)
+
+AUDIENCE_SIZES = TableSpec(
+    name="audience_sizes",
+    grain="one row per defined audience per as-of date; key (as_of_date, audience)",
+    columns=(
+        Column("as_of_date", "DATE", nullable=False),
+        Column("audience", "TEXT", nullable=False),
+        Column("description", "TEXT"),
+        Column("customers", "INTEGER", nullable=False),
+        *_LOADED,
+    ),
+    key=("as_of_date", "audience"),
+)
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -367,5 +405,7 @@ TABLES: dict[str, TableSpec] = {
         FEEDBACK_SENTIMENT,
         FEEDBACK_TOPICS,
         DQ_RESULTS,
+        AUDIENCE_MEMBERS,
+        AUDIENCE_SIZES,
     )
 }

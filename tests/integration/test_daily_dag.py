@@ -36,6 +36,8 @@ TABLES = (
     "customer_recommendations",
     "feedback_sentiment",
     "feedback_topics",
+    "audience_members",
+    "audience_sizes",
 )
 # A rerun retrains the day's models: these say when, not what.
 VOLATILE = {"customer_scores": (), "model_runs": ("trained_at", "metrics_json")}

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from cva_tasks import storage
 from cva_tasks.features.snapshots import DayData
 from cva_tasks.models import registry
 from cva_tasks.settings import Settings
@@ -104,4 +105,13 @@ def test_without_models_the_scores_carry_nulls_and_no_version(demo_lake):
     assert len(version_columns) == 4
     assert columns.drop(columns="customer_id").isna().all().all()
     assert score_feedback(DAY)["scored"] == 0
-    assert recommend(DAY)["rows"] == 0
+    # The recommender declined (none trained): the recent bestsellers, not 0 rows.
+    summary = recommend(DAY)
+    assert summary["model_version"] == "bestseller" and summary["rows"] > 0
+    assert set(summary["models"]) == {"bestseller"}
+    rows = storage.read_table(
+        Settings.from_env().lake.scores("customer_recommendations", DAY)
+    ).to_pandas()
+    active = features.loc[features["recency_days"] <= 365, "customer_id"]
+    assert set(rows["customer_id"]) == set(active), "every active customer gets a list"
+    assert (rows.groupby("customer_id")["rank"].max() == 10).all()

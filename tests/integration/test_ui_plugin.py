@@ -40,7 +40,17 @@ BIN = Path(sys.executable).parent
 DAYS = [date(2025, 12, 1) + timedelta(days=i) for i in range(9)]
 LATEST = DAYS[-1].isoformat()
 PASSWORDS = {"admin": "admin-secret", "viewer": "viewer-secret"}
-PARTS = ("summary", "segments", "clusters", "churn-tiers", "clv", "model-runs", "quality", "drift")
+PARTS = (
+    "summary",
+    "segments",
+    "clusters",
+    "churn-tiers",
+    "clv",
+    "model-runs",
+    "quality",
+    "drift",
+    "audiences",
+)
 ROUTES = (
     "/cva/",
     f"/cva/?ds={DAYS[0].isoformat()}",
@@ -49,7 +59,7 @@ ROUTES = (
     *(f"/cva/api/days/{LATEST}/{part}" for part in PARTS),
     "/cva/data-docs/demo_shop/index.html",
 )
-CHARTS = 16  # every chart of a day with a drift check, like the latest sample day
+CHARTS = 17  # every chart of a day with a drift check, like the latest sample day
 
 
 def free_port() -> int:
@@ -222,6 +232,8 @@ def test_the_json_endpoints_give_the_figures_of_the_page(api_server):
     assert sum(s["customers"] for s in document["segments"]["segments"]) == len(rows)
     assert document["model_runs"]["on_day"][0]["kind"] == "churn"  # the drift retrain
     assert document["drift"]["on_day"]["over_threshold"] == ["tenure_days"]
+    sizes = api_server.written["days"][DAYS[3]]["audience_sizes"]
+    assert {r["audience"]: r["customers"] for r in document["audiences"]["on_day"]} == sizes
     page = api_server.get(f"/cva/?ds={day}", token).text
     assert f'<span id="day">{day}</span>' in page
     assert f"{document['summary']['customers_scored']:,}</div>" in page

@@ -75,3 +75,26 @@ def test_bad_range_names_the_segment(tmp_path):
     path.write_text("segments:\n  - name: Odd\n    f: [0, 7]\n")
     with pytest.raises(RuleTableError, match="segment 'Odd': f range"):
         load_rules(path)
+
+
+def test_one_order_is_f1_and_repeat_buyers_take_the_higher_scores():
+    """A shop where almost everyone buys once: one-time buyers are F=1, not the middle."""
+    frequency = pd.Series([1] * 90 + [2, 2, 2, 3, 3, 4, 5, 8, 12, 20])
+    frame = features(
+        recency_days=[10.0] * 100, frequency=frequency.tolist(), monetary_value=[50.0] * 100
+    )
+    f = score_rfm(frame)["f_score"]
+    assert set(f.iloc[:90]) == {1}
+    repeat = f.iloc[90:].tolist()
+    assert min(repeat) >= 2 and repeat[-1] == 5
+    assert repeat == sorted(repeat), "more orders never score lower"
+    assert len(set(repeat[:3])) == 1, "ties share a score"
+    assert set(repeat) == {2, 3, 4, 5}
+
+
+def test_no_counted_order_is_f1_and_nulls_stay_null():
+    from cva_tasks.segments.rfm import frequency_scores
+
+    scores = frequency_scores(pd.Series([0, 1, None, 2, 6], dtype="Int64"))
+    assert scores.iloc[0] == 1 and scores.iloc[1] == 1 and pd.isna(scores.iloc[2])
+    assert scores.iloc[3] < scores.iloc[4] == 5

@@ -216,6 +216,35 @@ def test_drift_reads_the_recorded_checks_up_to_the_day(published):
     assert written["days"][DAYS[0]]["drift_file"] is None
 
 
+def test_audiences_are_the_days_sizes_and_their_history_up_to_the_day(published):
+    reader, _, _, written = published
+    result = figures.audiences(reader, DAYS[3])
+    sizes = written["days"][DAYS[3]]["audience_sizes"]
+    assert {r["audience"]: r["customers"] for r in result["on_day"]} == sizes
+    assert sizes["vip"] > 0 and sizes["win_back"] > 0, "the sample scores fill some audiences"
+    assert set(result["history"]) == set(sizes)
+    for name, points in result["history"].items():
+        assert [p["as_of_date"] for p in points] == [d.isoformat() for d in DAYS[:4]]
+        assert [p["customers"] for p in points] == [
+            written["days"][d]["audience_sizes"][name] for d in DAYS[:4]
+        ]
+    assert all(r["description"] for r in result["on_day"])
+
+
+def test_audiences_of_a_warehouse_without_the_table_are_empty(tmp_path: Path):
+    from cva_tasks.warehouse import MIGRATIONS
+
+    warehouse = EmbeddedWarehouse(tmp_path / "w.duckdb")
+    warehouse.migrate(MIGRATIONS[:8])
+    reader = WarehouseReader(EmbeddedWarehouse(tmp_path / "w.duckdb", auto_migrate=False))
+    assert figures.audiences(reader, DAYS[0]) == {
+        "as_of_date": "2025-12-01",
+        "since": "2025-10-03",
+        "on_day": [],
+        "history": {},
+    }
+
+
 def test_day_report_refuses_a_day_not_published(published):
     reader, lake, root, _ = published
     with pytest.raises(figures.DayNotPublished, match="2025-11-30"):
@@ -235,4 +264,5 @@ def test_day_report_refuses_a_day_not_published(published):
         "model_runs",
         "quality",
         "drift",
+        "audiences",
     }

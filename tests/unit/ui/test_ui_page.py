@@ -24,6 +24,7 @@ CHARTS = {
     "clv",
     "dq-failing-share",
     "drift-history",
+    "audience-sizes",
     *(f"model-{kind}" for kind in ("clv", "clusters", "churn", "recommender", "sentiment")),
     *(
         f"dq-rows-{name}"
@@ -79,6 +80,18 @@ def test_the_day_page_has_every_chart_and_loads_nothing(report):
     selected = [a["value"] for t, a in tags if t == "option" and "selected" in a]
     assert selected == ["2025-12-02"]
     assert f"{report['summary']['customers_scored']:,}" in html
+
+
+def test_the_audiences_card_lists_the_days_counts_and_says_when_there_are_none(report):
+    html = page.day_page(report, [DAYS[1].isoformat()], "w")
+    assert 'id="audiences"' in html
+    for row in report["audiences"]["on_day"]:
+        assert f"<td>{row['audience']}</td>" in html
+        assert f'<td class="num">{row["customers"]:,}</td>' in html
+    none = copy.deepcopy(report)
+    none["audiences"] = {**none["audiences"], "on_day": [], "history": {}}
+    html = page.day_page(none, [DAYS[1].isoformat()], "w")
+    assert "No audiences published for this day" in html
 
 
 def test_the_day_picker_links_to_the_neighbouring_days(report):
