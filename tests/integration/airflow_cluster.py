@@ -164,8 +164,14 @@ class AirflowCluster:
             time.sleep(3)
         raise TimeoutError(f"{dag_id}: runs not finished in {timeout} s: {self.runs(dag_id)}")
 
-    def task_spans(self, dag_id: str, task_id: str) -> list[tuple[date, datetime, datetime]]:
-        """``(day of the run's logical date, start, end)`` of each run's ``task_id``, by day."""
+    def task_spans(
+        self, dag_id: str, task_id: str, *, run_type: str | None = None
+    ) -> list[tuple[date, datetime, datetime]]:
+        """``(day of the run's logical date, start, end)`` of each run's ``task_id``, by day.
+
+        With ``run_type`` (e.g. ``backfill``), only runs of that type: an unpaused DAG
+        also gets its latest scheduled run, which a backfill test must not count.
+        """
         engine = sa.create_engine(self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
         try:
             with engine.connect() as conn:
@@ -173,9 +179,11 @@ class AirflowCluster:
                     sa.text(
                         "select r.logical_date, t.start_date, t.end_date from task_instance t"
                         " join dag_run r on r.dag_id = t.dag_id and r.run_id = t.run_id"
-                        " where t.dag_id = :dag and t.task_id = :task order by r.logical_date"
+                        " where t.dag_id = :dag and t.task_id = :task"
+                        " and (cast(:run_type as varchar) is null or r.run_type = :run_type)"
+                        " order by r.logical_date"
                     ),
-                    {"dag": dag_id, "task": task_id},
+                    {"dag": dag_id, "task": task_id, "run_type": run_type},
                 ).all()
         finally:
             engine.dispose()

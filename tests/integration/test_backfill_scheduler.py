@@ -91,7 +91,7 @@ def test_seven_day_backfill_and_clear_rerun(tmp_path, pg_schema):
         assert {r["state"] for r in runs} == {"success"}, cluster.task_failures(DAG_ID)
         # Two runs at a time, but training goes day after day (depends_on_past).
         for task_id in ("train_clv", "train_clusters"):
-            spans = cluster.task_spans(DAG_ID, task_id)
+            spans = cluster.task_spans(DAG_ID, task_id, run_type="backfill")
             assert [day for day, _start, _end in spans] == DAYS, spans
             for (day, _, before_end), (_, start, _) in itertools.pairwise(spans):
                 assert start >= before_end, f"{task_id} of the day after {day} overlapped it"

@@ -111,10 +111,13 @@ def test_the_key_is_never_printed(monkeypatch, capsys) -> None:
     assert KEY not in repr(settings)
     monkeypatch.setattr(cli, "_RESULT_STREAM", None)  # print(file=None) goes to stdout
     assert cli.main(["config"]) == 0
+    table = capsys.readouterr()
+    assert "CVA_PSEUDONYMISE_KEY" in table.out
+    assert KEY not in table.out + table.err
     assert cli.main(["config", "--json"]) == 0
     out = capsys.readouterr()
     assert KEY not in out.out + out.err
-    rows = json.loads(out.out[out.out.index("{") :])["settings"]
+    rows = json.loads(out.out)["settings"]
     [row] = [r for r in rows if r["variable"] == "CVA_PSEUDONYMISE_KEY"]
     assert row["value"] == "(hidden)" and row["set"]
 
