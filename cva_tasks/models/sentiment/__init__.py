@@ -23,6 +23,10 @@ import os
 # keeps its errors only; set here, before anything of this package can import TensorFlow
 # (configure_tensorflow sets it as well), and left alone when the deployment sets it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# On CPUs with AVX-512/AMX TensorFlow turns oneDNN on by itself and announces it through
+# absl before any log level applies; oneDNN also reorders float sums, so figures would
+# depend on the CPU. Off unless the deployment says otherwise: same numbers everywhere.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from cva_tasks.models.sentiment.feedback import (
     FEATURE_COLUMNS,

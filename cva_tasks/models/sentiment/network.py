@@ -85,6 +85,7 @@ def configure_tensorflow(threads: int | None = None) -> None:
     if _tf_configured:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # see the package's __init__
     import tensorflow as tf
 
     threads = threads or min(2, os.cpu_count() or 1)
