@@ -161,3 +161,22 @@ def test_rollup_ignores_feedback_unscored_for_its_language(model) -> None:
     assert np.isnan(features.loc["b", "avg_sentiment_90d"])
     assert np.isnan(features.loc["b", "last_feedback_sentiment"])
     assert features.loc["b", "negative_feedback_90d"] == 0
+
+
+def test_detection_needs_no_network(monkeypatch) -> None:
+    # py3langid's model ships inside its wheel: loading it afresh opens no socket.
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("language detection tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    lang._identifier.cache_clear()
+    try:
+        assert lang.unscored_reasons(["Das Kleid ist schön und passt gut"], ["en"]).tolist() == [
+            "language:de"
+        ]
+    finally:
+        lang._identifier.cache_clear()
