@@ -56,9 +56,11 @@ MIN_LANGUAGE_SHARE = 0.05
 #: With fewer confidently detected training texts than this (a shop whose feedback
 #: is all one-liners), the training languages are unknown (``None``): every text is scored.
 MIN_DETECTED_TEXTS = 20
-#: Detection reads the start of a text only: enough for a confident answer and it
-#: bounds the time (py3langid walks every byte in Python).
-DETECT_CHARS = 1_000
+#: Detection reads the start of a text only: enough for a confident answer (the five
+#: Spanish Amazon reviews are 109-162 characters) and it bounds the time, as py3langid
+#: walks every byte in Python: on the Amazon reviews (486 characters on average) 300
+#: characters detect ~4,600 texts/s against ~2,900 with 1,000, with the same result.
+DETECT_CHARS = 300
 REASON_PREFIX = "language:"
 
 
