@@ -392,7 +392,8 @@ class SentimentModel:
 
         Returns:
             Array of ``len(texts)`` probabilities; NaN for missing, blank or
-            no-known-word texts.
+            no-known-word texts and for texts confidently in a language the model was
+            not trained on (:meth:`predict` says which).
         """
         return self._score(texts, batch_size)[0]
 
