@@ -297,6 +297,7 @@ def _demo_models(warehouse, ds, scores, settings) -> dict:
         "churn_tiers": counts(scores, "churn_tier"),
         "recommendation_rows": 0 if recommendations is None else len(recommendations),
         "feedback_labels": counts(feedback, "label"),
+        "feedback_unscored": counts(feedback, "unscored_reason"),
         "complaint_terms": [] if topics is None else topics["term"].head(8).tolist(),
         "quality": []
         if quality is None
@@ -335,6 +336,8 @@ def _demo_text(result: dict, args, settings) -> str:
             f"recommendation rows: {result['recommendation_rows']}",
             "feedback of the day: "
             + ", ".join(f"{k} {v}" for k, v in result["feedback_labels"].items()),
+            "unscored feedback by reason: "
+            + (", ".join(f"{k} {v}" for k, v in result["feedback_unscored"].items()) or "none"),
             "complaint terms (30 days): " + ", ".join(result["complaint_terms"]),
             "data quality of the day (dq_results):",
             *(

@@ -22,8 +22,10 @@ Protocol
 * Figures: balanced accuracy, macro-F1 and ROC AUC per model and set, training
   time, and the Keras model's scoring throughput (texts per second through
   :meth:`SentimentModel.predict_proba`, raw strings in, after one warm-up call
-  that traces the graph). Texts the Keras model
-  cannot score (no known word) count as 0.5 (undecided) in its metrics.
+  that traces the graph, language detection included). Texts the Keras model
+  does not score (no known word, or confidently in a language it was not trained
+  on: a few Spanish Amazon reviews) count as 0.5 (undecided) in its metrics; their
+  number and reasons are reported (``n_unscored``, ``unscored_reasons``).
 * Goal (``ok``): Keras beats VADER on balanced accuracy and ROC AUC on both sets
   and is within 0.01 ROC AUC of TF-IDF + LR in domain.
 """
@@ -135,15 +137,17 @@ def command(args: argparse.Namespace) -> dict:
     model.predict_proba(test_texts[:64])  # warm-up: the first call traces the graph
     for name, (x, y) in sets.items():
         t = time.perf_counter()
-        p = model.predict_proba(x)
+        predicted = model.predict(x)  # probabilities, labels and why a text was unscored
         seconds = time.perf_counter() - t
         throughput[name] = round(len(x) / seconds)
-        labels_3 = model.label(p)
+        p, labels_3 = predicted["probability"].to_numpy(), predicted["label"].to_numpy()
+        reasons = predicted["unscored_reason"].dropna().value_counts().sort_index()
         results[name]["keras"] = {
             **sentiment.binary_metrics(y, p),
             "train_seconds": round(keras_train, 1),
             "score_seconds": round(seconds, 2),
             "n_unscored": int(np.isnan(p).sum()),
+            "unscored_reasons": {str(k): int(v) for k, v in reasons.items()},
             "neutral_share": round(float((labels_3 == sentiment.NEUTRAL).mean()), 4),
         }
 
@@ -246,7 +250,9 @@ def _text(result: dict, args: argparse.Namespace) -> str:
         "",
         f"Keras scoring throughput (raw strings in): {tps['in_domain']:,} texts/s in domain, "
         f"{tps['amazon']:,} texts/s on Amazon (longer texts); unscored texts: "
-        f"{keras_in['n_unscored']} / {keras_amz['n_unscored']}; neutral share at band "
+        f"{keras_in['n_unscored']} / {keras_amz['n_unscored']} "
+        f"({keras_in['unscored_reasons'] or 'none'} / {keras_amz['unscored_reasons'] or 'none'}; "
+        f"trained on {params.get('languages')}); neutral share at band "
         f"{params['neutral_band']}: {keras_in['neutral_share']:.1%} / "
         f"{keras_amz['neutral_share']:.1%}",
         "Goals:",

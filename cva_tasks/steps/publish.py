@@ -27,6 +27,10 @@ SCORE_TABLES = (
     "feedback_sentiment",
     "feedback_topics",
 )
+#: Nullable columns that lake partitions written before they existed lack; such a
+#: partition publishes them as null instead of failing (a publish-only rerun of an
+#: old day). Any other missing column still fails the load.
+ADDED_LATER = {"feedback_sentiment": ("unscored_reason",)}
 
 
 def publish(ds: date | datetime | str, run_id: str) -> dict[str, Any]:
@@ -50,6 +54,7 @@ def publish(ds: date | datetime | str, run_id: str) -> dict[str, Any]:
         uri = lake.scores(table_name, ds)
         spec = warehouse.spec(table_name)
         rows = storage.read_table(uri) if storage.exists(uri) else spec.arrow_schema().empty_table()
+        rows = with_added_columns(table_name, rows)
         loaded[table_name] = warehouse.replace_partition(table_name, rows, ds, run_id)
     loaded["model_runs"] = warehouse.replace_partition(
         "model_runs", model_run_rows(ds, lake), ds, run_id
@@ -100,3 +105,16 @@ def model_run_rows(ds: date, lake: Lake) -> pa.Table:
         for run in registry.runs_trained_on(ds, lake)
     ]
     return pa.Table.from_pylist(rows, schema=TABLES["model_runs"].arrow_schema())
+
+
+def with_added_columns(table_name: str, rows: pa.Table) -> pa.Table:
+    """``rows`` with the :data:`ADDED_LATER` columns of ``table_name`` it lacks, all null."""
+    import pyarrow as pa
+
+    from cva_tasks.warehouse.schema import TABLES
+
+    for name in ADDED_LATER.get(table_name, ()):
+        if name not in rows.column_names:
+            type_ = TABLES[table_name].column(name).arrow_type
+            rows = rows.append_column(pa.field(name, type_), pa.nulls(rows.num_rows, type_))
+    return rows

@@ -122,6 +122,11 @@ MIGRATIONS: list[Migration] = [
     Migration(9, "audience_members", create_table("audience_members")),
     Migration(10, "audience_sizes", create_table("audience_sizes")),
     Migration(11, "current_audiences: audience members of the latest day", CURRENT_AUDIENCES_SQL),
+    Migration(
+        12,
+        "feedback_sentiment.unscored_reason: why a piece of feedback was not scored",
+        add_columns("feedback_sentiment", "unscored_reason"),
+    ),
 ]
 
 MIGRATIONS_TABLE_SQL = (

@@ -310,6 +310,9 @@ FEEDBACK_SENTIMENT = TableSpec(
         Column("label", "TEXT", nullable=False),
         Column("model_version", "TEXT", nullable=False),
         *_LOADED,
+        # v12: why a piece of feedback has no probability (null when scored): blank,
+        # no_known_word, or language:<code> for a language the model was not trained on.
+        Column("unscored_reason", "TEXT", since=12),
     ),
     key=("as_of_date", "source", "feedback_id"),
 )

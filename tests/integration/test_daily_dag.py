@@ -97,6 +97,8 @@ def check_models(day: date, scores: list[dict]) -> None:
     for row in published(day, "feedback_sentiment"):
         assert row["as_of_date"] == day == row["submitted_at"].date()
         assert row["label"] in {"negative", "neutral", "positive", "unscored"}
+        # A reason exactly where there is no probability (migration 12).
+        assert (row["unscored_reason"] is None) == (row["probability"] is not None), row
 
     recommendations = published(day, "customer_recommendations")
     assert recommendations and {r["model_version"] for r in recommendations} == {

@@ -15,6 +15,13 @@ VADER         0.659 / 0.704 / 0.869   0.711 / 0.671 / 0.807
 TF-IDF + LR   0.931 / 0.885 / 0.976   0.821 / 0.624 / 0.896
 ============  ======================  ======================
 
+Language detection (py3langid) leaves 3 of the 9,489 Amazon reviews unscored: they are
+written in Spanish (``language:es``); none in domain. Before it they were scored, and
+the table's figures were the same to 4 decimals. Detection is part of the scoring time
+(it reads the first 300 characters of a text): on a loaded machine (load average 6 on
+2 cores) 3,316 texts/s in domain and 2,937 on Amazon, against 6,979 and 4,865 without
+it under similar load.
+
 Keras trained in 36 s (33-73 s under other jobs' load), scored 7,000-17,000 texts/s;
 the whole command took 54-110 s. Seeds 1 and 2 (other splits) kept every goal
 (Keras 0.0034-0.0037 ROC AUC behind TF-IDF + LR in domain). VADER and TF-IDF + LR are
@@ -64,7 +71,11 @@ def test_keras_figures(result: dict) -> None:
     assert in_domain["macro_f1"] >= 0.83
     assert amazon["roc_auc"] >= 0.87
     assert amazon["balanced_accuracy"] >= 0.785
-    assert in_domain["n_unscored"] == 0 and amazon["n_unscored"] == 0
+    # Trained on English; the three Amazon reviews written in Spanish are left unscored
+    # (they count as 0.5; the figures above moved by less than 0.0001).
+    assert result["keras_params"]["languages"] == ["en"]
+    assert in_domain["n_unscored"] == 0 and in_domain["unscored_reasons"] == {}
+    assert amazon["n_unscored"] == 3 and amazon["unscored_reasons"] == {"language:es": 3}
     # Minutes, not hours, on 2 cores; scoring stays a traced graph (no retracing per batch).
     assert in_domain["train_seconds"] < 300
     assert min(result["throughput_texts_per_second"].values()) > 1_000

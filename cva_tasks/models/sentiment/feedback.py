@@ -49,7 +49,8 @@ def score_feedback(model: SentimentModel, feedback: pd.DataFrame) -> pd.DataFram
 
     Returns:
         One row per feedback: ``feedback_id``, ``customer_id``, ``submitted_at``,
-        ``probability`` (NaN when unscored), ``label``.
+        ``probability`` (NaN when unscored), ``label``, ``unscored_reason`` (``None``
+        when scored; e.g. ``language:de`` for a language the model was not trained on).
     """
     _require(feedback, ("feedback_id", "customer_id", "submitted_at", "text"), "feedback")
     predicted = model.predict(feedback["text"])
@@ -60,6 +61,7 @@ def score_feedback(model: SentimentModel, feedback: pd.DataFrame) -> pd.DataFram
             "submitted_at": feedback["submitted_at"].to_numpy(),
             "probability": predicted["probability"].to_numpy(),
             "label": predicted["label"].to_numpy(),
+            "unscored_reason": predicted["unscored_reason"].to_numpy(),
         }
     )
 
@@ -92,7 +94,8 @@ def customer_sentiment_features(
 
     Args:
         scored: Columns ``customer_id``, ``submitted_at``, ``probability`` (NaN
-            = unscored), ``label``; one row per scored feedback.
+            = unscored, e.g. a language the model was not trained on: such rows count
+            nowhere), ``label``; one row per scored feedback.
         as_of: The instant the features describe.
         window_days: Length of the recent window ``[as_of - window_days, as_of)``.
 

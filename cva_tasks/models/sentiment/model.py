@@ -39,8 +39,12 @@ Edge cases (defined results, never a crash)
   ``unscored`` (the model is not called).
 * No in-vocabulary word (pure emoji or punctuation, a language the training data
   did not contain, gibberish): the saved model itself outputs NaN (the unigram
-  mean is 0/0 by construction), label ``unscored``. Non-English text that
-  shares words with the vocabulary is scored on those words.
+  mean is 0/0 by construction), label ``unscored``.
+* A text confidently in a language the model was not trained on (the model's
+  ``languages`` param, recorded at fit): probability NaN, label ``unscored``,
+  reason ``language:<code>``, the model is not called; short texts are always left to
+  the model (:mod:`cva_tasks.models.sentiment.language` has the thresholds and their
+  measurement). A model saved without ``languages`` scores every text, as before.
 * Very long text: cut to :data:`cva_tasks.models.sentiment.texts.MAX_CHARS`
   characters before the model and to the first ``sequence_length``
   unigrams/bigrams inside it.
@@ -65,6 +69,7 @@ import numpy as np
 import pandas as pd
 
 from cva_tasks.models.base import NotEnoughData
+from cva_tasks.models.sentiment import language
 from cva_tasks.models.sentiment.network import (
     _UNKNOWN_ID,
     DEFAULT_HYPERPARAMETERS,
@@ -85,6 +90,8 @@ MODEL_FILE = "model.keras"
 PARAMS_FILE = "params.json"
 DEFAULT_NEUTRAL_BAND = (0.4, 0.6)
 NEGATIVE, NEUTRAL, POSITIVE, UNSCORED = "negative", "neutral", "positive", "unscored"
+#: ``unscored_reason`` of :meth:`SentimentModel.predict` besides ``language:<code>``.
+REASON_BLANK, REASON_NO_KNOWN_WORD = "blank", "no_known_word"
 #: The figures of :attr:`SentimentModel.params` that describe the fit (not its settings).
 FIT_METRICS = (
     "calibration_roc_auc",
@@ -230,6 +237,8 @@ class SentimentModel:
         rows = np.flatnonzero(~blank)
         cleaned, y = cleaned[rows], y[rows]
         keys = None if keys is None else keys[rows]
+        # What the model can read, so that scoring leaves texts in other languages alone.
+        languages = language.trained_languages(cleaned)
 
         started = time.perf_counter()
         configure_tensorflow()
@@ -355,6 +364,7 @@ class SentimentModel:
             "n_dropped_unscorable": int((~fit_known).sum() + (~cal_known).sum()),
             "n_dropped_blank": int(blank.sum()),
             "calibration": "latest" if keys is not None else "stratified random",
+            **languages,
             "train_seconds": round(seconds, 1),
             "keras_version": keras.__version__,
             "tensorflow_version": tf.__version__,
@@ -382,17 +392,31 @@ class SentimentModel:
 
         Returns:
             Array of ``len(texts)`` probabilities; NaN for missing, blank or
-            no-known-word texts.
+            no-known-word texts and for texts confidently in a language the model was
+            not trained on (:meth:`predict` says which).
         """
+        return self._score(texts, batch_size)[0]
+
+    def _score(self, texts: Sequence[object], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and, where NaN, why (:data:`REASON_BLANK`, ``language:<code>``,
+        :data:`REASON_NO_KNOWN_WORD`); ``None`` where scored."""
         cleaned, blank = prepare_texts(texts)
         out = np.full(len(cleaned), np.nan)
+        reasons = np.full(len(cleaned), None, dtype=object)
+        reasons[blank] = REASON_BLANK
         todo = np.flatnonzero(~blank)
+        foreign = language.unscored_reasons(
+            cleaned[todo], language.check_languages(self.params.get("languages"))
+        )
+        reasons[todo] = foreign
+        todo = todo[np.array([reason is None for reason in foreign], dtype=bool)]
         if len(todo):
             serve = self._serving_function()
             for begin in range(0, len(todo), batch_size):
                 rows = todo[begin : begin + batch_size]
                 out[rows] = np.asarray(serve(cleaned[rows].astype(str))).reshape(-1)
-        return out
+            reasons[todo[np.isnan(out[todo])]] = REASON_NO_KNOWN_WORD
+        return out, reasons
 
     def label(
         self, probabilities: Sequence[float] | np.ndarray, band: Sequence[float] | None = None
@@ -416,19 +440,25 @@ class SentimentModel:
     def predict(
         self, texts: Sequence[object] | pd.Series, band: Sequence[float] | None = None
     ) -> pd.DataFrame:
-        """``probability`` (:meth:`predict_proba`) and ``label`` (:meth:`label`) per text.
+        """``probability`` (:meth:`predict_proba`), ``label`` (:meth:`label`) and
+        ``unscored_reason`` per text.
 
         Args:
             texts: Raw strings; a Series keeps its index (e.g. one row per feedback).
             band: As for :meth:`label`.
 
         Returns:
-            One row per text, in input order.
+            One row per text, in input order; ``unscored_reason`` is ``None`` where the
+            text was scored, else ``blank``, ``language:<code>`` or ``no_known_word``.
         """
-        probabilities = self.predict_proba(texts)
+        probabilities, reasons = self._score(texts, 512)
         index = texts.index if isinstance(texts, pd.Series) else None
         return pd.DataFrame(
-            {"probability": probabilities, "label": self.label(probabilities, band)},
+            {
+                "probability": probabilities,
+                "label": self.label(probabilities, band),
+                "unscored_reason": reasons,
+            },
             index=index,
         )
 
@@ -466,6 +496,7 @@ class SentimentModel:
         import keras
 
         params = json.loads((directory / PARAMS_FILE).read_text())
+        language.check_languages(params.get("languages"))
         model = cls(
             seed=params.get("seed", 0),
             neutral_band=params.get("neutral_band"),

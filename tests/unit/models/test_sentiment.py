@@ -174,8 +174,10 @@ def test_score_feedback_scores_canonical_rows_rated_or_not(trained) -> None:
         "submitted_at",
         "probability",
         "label",
+        "unscored_reason",
     ]
     assert list(scored["label"]) == ["positive", "negative", "unscored"]
+    assert scored["unscored_reason"].iloc[2] == "blank"
     assert scored["probability"].iloc[0] > 0.6 and scored["probability"].iloc[1] < 0.4
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['text'\]"):
         sentiment.score_feedback(model, feedback.drop(columns="text"))
