@@ -108,3 +108,16 @@ def test_a_day_without_recommendations_has_no_partition(tmp_path):
         "customer_recommendations", DAY, 2, "run-1", lake, absent_when_empty=True
     )
     assert result["rows"] == 0 and not storage.exists(target)
+
+
+def test_forget_reaches_the_parts(tmp_path):
+    from cva_tasks.privacy.forget import _erase_folder
+
+    lake = Lake(str(tmp_path))
+    ids = [f"C{i}" for i in range(40)]
+    write_day(lake, ids, 4, "run-1")
+    folders = shards.shard_folders(lake)
+    assert folders == [lake.shard("customer_scores", 4, k) for k in range(4)]
+    assert sum(_erase_folder(folder, {"C7", "C8"}) for folder in folders) == 2
+    shards.collect("customer_scores", DAY, 4, "run-1", lake)
+    assert published_ids(lake) == sorted(set(ids) - {"C7", "C8"})
