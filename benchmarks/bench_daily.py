@@ -138,7 +138,6 @@ def run(
 def _measure_size(n: int, seed: int, work_dir: str | None, keep: bool) -> dict[str, Any]:
     from cva_tasks.demo.lake import write_raw_from_frames
     from cva_tasks.demo.shop import generate_frames
-
     from cva_tasks.settings import Settings
 
     # Each part of score and recommend runs in its own process, as a worker runs it.
