@@ -12,7 +12,10 @@
    nothing is due, the champions score), in the DAG's order, each task in a fresh Python
    process calling the same :mod:`cva_tasks.steps` function with the same arguments as
    the DAG task (an Airflow worker runs each task in its own process too). The sensors
-   are not run: the raw partitions are there.
+   are not run: the raw partitions are there. With ``CVA_SCORE_SHARDS=N`` the mapped
+   ``score`` and ``recommend`` run once per part (``score[0]`` ... ``score[N-1]``), each
+   in its own process: a part's seconds are what one worker spends on its share of the
+   day.
 
 Per task: wall seconds, CPU seconds and the child's own peak resident memory
 (``VmHWM``, see :mod:`benchmarks._measure`); per run: the sum of the seconds (the DAG
@@ -65,6 +68,20 @@ TASKS = (
     "publish",
 )
 RUNS = ("first_run", "steady_day")
+#: The tasks mapped over the customers' parts (``CVA_SCORE_SHARDS``).
+SHARDED = ("score", "recommend")
+
+
+def task_names(shards: int) -> list[str]:
+    """:data:`TASKS` with each mapped task once per part (``score[0]``, ``score[1]``, ...);
+    with one part, the plain names."""
+    if shards == 1:
+        return list(TASKS)
+    return [
+        name
+        for task in TASKS
+        for name in ([f"{task}[{k}]" for k in range(shards)] if task in SHARDED else [task])
+    ]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -121,7 +138,10 @@ def run(
 def _measure_size(n: int, seed: int, work_dir: str | None, keep: bool) -> dict[str, Any]:
     from cva_tasks.demo.lake import write_raw_from_frames
     from cva_tasks.demo.shop import generate_frames
+    from cva_tasks.settings import Settings
 
+    # Each part of score and recommend runs in its own process, as a worker runs it.
+    shards = Settings.from_env().score_shards
     folder = Path(tempfile.mkdtemp(prefix=f"cva-bench-daily-{n}-", dir=work_dir))
     env = {
         "CVA_HOME": str(folder / "home"),
@@ -151,7 +171,7 @@ def _measure_size(n: int, seed: int, work_dir: str | None, keep: bool) -> dict[s
         runs = {}
         for run_name, day in zip(RUNS, (first, last), strict=True):
             tasks = {}
-            for task in TASKS:
+            for task in task_names(shards):
                 log.info("[%d customers] %s %s ds=%s ...", n, run_name, task, day)
                 figures = _run_task(task, day, folder, env)
                 tasks[task] = figures
@@ -177,7 +197,13 @@ def _measure_size(n: int, seed: int, work_dir: str | None, keep: bool) -> dict[s
             log.info("[%d customers] kept %s", n, folder)
         else:
             shutil.rmtree(folder, ignore_errors=True)
-    return {"customers": n, **shape, "setup_seconds": round(setup, 1), "runs": runs}
+    return {
+        "customers": n,
+        **shape,
+        "shards": shards,
+        "setup_seconds": round(setup, 1),
+        "runs": runs,
+    }
 
 
 def _run_task(task: str, day: date, folder: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -187,7 +213,15 @@ def _run_task(task: str, day: date, folder: Path, env: dict[str, str]) -> dict[s
 
 
 def call_task(task: str, ds: date, run_id: str) -> dict[str, Any]:
-    """Call the step a task of ``cva_customer_value`` calls, as the task calls it."""
+    """Call the step a task of ``cva_customer_value`` calls, as the task calls it.
+
+    ``score[k]`` and ``recommend[k]`` are part ``k`` of ``CVA_SCORE_SHARDS``.
+    """
+    from cva_tasks.settings import Settings
+
+    shards = Settings.from_env().score_shards
+    task, _, index = task.partition("[")
+    shard = int(index.rstrip("]")) if index else 0
     if task == "stage":
         from cva_tasks.steps.stage import stage
 
@@ -207,15 +241,15 @@ def call_task(task: str, ds: date, run_id: str) -> dict[str, Any]:
     if task == "score":
         from cva_tasks.steps.score import score
 
-        return score(ds)
+        return score(ds, shard, shards, run_id)
     if task == "recommend":
         from cva_tasks.steps.recommend import recommend
 
-        return recommend(ds)
+        return recommend(ds, shard, shards, run_id)
     if task == "publish":
         from cva_tasks.steps.publish import publish
 
-        return publish(ds, run_id)
+        return publish(ds, run_id, shards)
     raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
 
 
@@ -253,7 +287,7 @@ def _growth(sizes: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"customers_ratio": round(customers_ratio, 2), "runs": {}}
     for run_name in RUNS:
         per_task = {}
-        for task in TASKS:
+        for task in small["runs"][run_name]["tasks"]:
             a = small["runs"][run_name]["tasks"][task]
             b = large["runs"][run_name]["tasks"][task]
             per_task[task] = {
@@ -303,7 +337,7 @@ def format_report(result: dict[str, Any]) -> str:
             f"{size['feedback']:,} feedback (lake set up in {size['setup_seconds']:.0f} s)"
         )
         lines.append(f"  {'task':<18}" + "".join(f"{r + ' s':>16}{'peak MB':>10}" for r in RUNS))
-        for task in TASKS:
+        for task in size["runs"][RUNS[0]]["tasks"]:
             cells = "".join(
                 f"{size['runs'][r]['tasks'][task]['seconds']:>16.1f}"
                 f"{size['runs'][r]['tasks'][task]['peak_rss_mb']:>10,.0f}"

@@ -11,6 +11,7 @@ Layout under the data root (``ds`` is the day of a run's data interval)::
     staged/<entity>/ds=YYYY-MM-DD/_inputs.json                  the raw files it was built from
     features/<feature set>/ds=YYYY-MM-DD/                       point-in-time features
     scores/<table>/ds=YYYY-MM-DD/                               what the warehouse loads
+    shards/<table>/of-N/shard-K/ds=YYYY-MM-DD/                  part K of N of a day's scores
     models/<kind>/<version>/                                    one trained model run
     drift/<kind>/ds=YYYY-MM-DD/psi.json                         the day's feature drift check
     privacy/erased.json                                         customers erased (hashes)
@@ -39,6 +40,11 @@ def join(root: str, *parts: str) -> str:
 
 def partition_name(ds: date) -> str:
     return f"ds={ds.isoformat()}"
+
+
+def shard_set_name(shards: int) -> str:
+    """The folder of one shard count under ``shards/<table>/`` (``of-4``)."""
+    return f"of-{shards}"
 
 
 def run_key(run_id: str) -> str:
@@ -113,6 +119,23 @@ class Lake:
     def scores(self, table: str, ds: date | None = None) -> str:
         """The day's rows of a warehouse table, as the pipeline computed them."""
         return self._folder("scores", table, ds=ds)
+
+    def shards_root(self) -> str:
+        """Every sharded scores table (``shards/<table>/``)."""
+        return self._folder("shards")
+
+    def shard_sets(self, table: str) -> str:
+        """The shard counts a table was ever split by (``shards/<table>/of-N``)."""
+        return self._folder("shards", table)
+
+    def shard(self, table: str, shards: int, shard: int, ds: date | None = None) -> str:
+        """Part ``shard`` of ``shards`` of a scores table: its folder of days, or the day's.
+
+        With one shard there are no parts: the day's scores partition is the one part.
+        """
+        if shards == 1:
+            return self.scores(table, ds)
+        return self._folder("shards", table, shard_set_name(shards), f"shard-{shard}", ds=ds)
 
     # --- models -------------------------------------------------------------------
 

@@ -49,6 +49,17 @@ def _positive_int(text: str, env: str) -> int:
     return value
 
 
+#: More parts than this only adds per-task overhead (each part reads the day's features).
+MAX_SCORE_SHARDS = 64
+
+
+def _shard_count(text: str, env: str) -> int:
+    value = _positive_int(text, env)
+    if value > MAX_SCORE_SHARDS:
+        raise SettingsError(f"{env}: {value} is more than {MAX_SCORE_SHARDS} parts")
+    return value
+
+
 def _share(text: str, env: str) -> float:
     value = _number(text, env, float)
     if not 0.0 <= value <= 1.0:
@@ -354,6 +365,14 @@ class Settings:
         _positive_int,
         "365",
         "customers with an order in this many days get recommendations",
+    )
+    score_shards: int = _setting(
+        "CVA_SCORE_SHARDS",
+        _shard_count,
+        "1",
+        "parts the daily `score` and `recommend` split the customers into (mapped tasks, "
+        "one per part: N workers share a day); set it alike for the DAG processor and "
+        "every worker",
     )
     sentiment_neutral_band: tuple[float, float] = _setting(
         "CVA_SENTIMENT_NEUTRAL_BAND",

@@ -14,6 +14,10 @@ warehouse whose tables were altered by hand) fail their task at once
 ends failed, a sensor that timed out and a run past its ``dagrun_timeout`` alert
 (:mod:`cva_tasks.alerts`: ``CVA_ALERT_WEBHOOK_URL``, ``CVA_ALERT_NOTIFIER``).
 
+Scoring: ``score`` and ``recommend`` are mapped, one task per part of the customers
+(``CVA_SCORE_SHARDS``, default 1; :mod:`cva_tasks.shards`), so N workers share a day;
+``publish`` reads the parts as one and so writes the day's lake scores (the assets).
+
 Models: each ``train_<kind>`` task trains its model when it is due (weekly by
 default, ``CVA_TRAIN_EVERY_DAYS``; at once when none exists; churn also on feature
 drift) and otherwise returns quickly. Training is not retried and runs day after day
@@ -45,6 +49,7 @@ SOURCES = all_sources(SETTINGS.source_modules)
 # The earliest day any registered source has data for: a day of an older source
 # (online_retail starts on 2010-12-01) must run, not end as an empty success.
 FIRST_DAY = min((s.start_date for s in SOURCES), default=None)
+SHARDS = SETTINGS.score_shards
 
 with DAG(
     dag_id="cva_customer_value",
@@ -112,23 +117,27 @@ with DAG(
 
         return fail_fast(score_feedback, context["data_interval_start"])
 
-    @task(outlets=[RECOMMENDATIONS])
-    def recommend(**context) -> dict:
+    # One mapped task per part of the customers; each writes only its own part.
+    @task
+    def recommend(shard: int, shards: int, **context) -> dict:
         from cva_tasks.steps.recommend import recommend
 
-        return fail_fast(recommend, context["data_interval_start"])
+        day, run_id = context["data_interval_start"], context["run_id"]
+        return fail_fast(recommend, day, shard, shards, run_id)
 
-    @task(outlets=[SCORES])
-    def score(**context) -> dict:
+    @task
+    def score(shard: int, shards: int, **context) -> dict:
         from cva_tasks.steps.score import score
 
-        return fail_fast(score, context["data_interval_start"])
+        return fail_fast(score, context["data_interval_start"], shard, shards, context["run_id"])
 
-    @task(outlets=[WAREHOUSE_SCORES])
-    def publish(**context) -> dict:
+    # Publish reads the parts as one into the day's lake scores, then the warehouse.
+    @task(outlets=[SCORES, RECOMMENDATIONS, WAREHOUSE_SCORES])
+    def publish(shards: int, **context) -> dict:
         from cva_tasks.steps.publish import publish
 
-        return fail_fast(publish, context["data_interval_start"], context["run_id"])
+        day, run_id = context["data_interval_start"], context["run_id"]
+        return fail_fast(publish, day, run_id, shards)
 
     @task(outlets=[AUDIENCES])
     def audiences(**context) -> dict:
@@ -148,8 +157,8 @@ with DAG(
     for name, kind in KINDS.items():
         upstream = [steps[after] for after in kind.after]
         (upstream or [features]) >> steps[name]
-    scores = score()
+    scores = score.partial(shards=SHARDS).expand(shard=list(range(SHARDS)))
     [steps["clusters"], steps["clv"], steps["churn"], steps["score_feedback"]] >> scores
-    recommendations = recommend()
+    recommendations = recommend.partial(shards=SHARDS).expand(shard=list(range(SHARDS)))
     steps["recommender"] >> recommendations
-    [scores, recommendations] >> publish() >> audiences()
+    [scores, recommendations] >> publish(SHARDS) >> audiences()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 PG_DSN = os.environ.get("CVA_TEST_PG_DSN", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("CVA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -69,6 +70,30 @@ def pg_schema():
         with engine.begin() as conn:
             conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         engine.dispose()
+
+
+@pytest.fixture
+def redis_server() -> str:
+    """The Redis server of the Celery tests (``CVA_TEST_REDIS_URL``): its URL.
+
+    Absent, it fails the test under CI (``CI`` set) and skips it otherwise.
+    """
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        message = (
+            f"Redis not reachable at {REDIS_URL} ({exc}); start it (`redis-server "
+            "--daemonize yes`, or `apt-get install redis-server`) or set CVA_TEST_REDIS_URL"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    finally:
+        client.close()
+    return REDIS_URL
 
 
 @pytest.fixture(scope="session")

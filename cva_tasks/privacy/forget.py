@@ -5,7 +5,7 @@ In this order:
 1. the erasure register (``privacy/erased.json``) gets the ids' hashes first, so a
    staging run that starts meanwhile, or any later restaging, drops them too;
 2. ``raw/`` and ``quarantine/`` of every registered source (the source's own ids);
-3. ``staged/``, ``features/`` and ``scores/`` (pseudonyms when ``CVA_PSEUDONYMISE_KEY``
+3. ``staged/``, ``features/``, ``scores/`` and ``shards/`` (pseudonyms when ``CVA_PSEUDONYMISE_KEY``
    is set, and the plain ids, in case days were staged before the key was);
 4. every warehouse table with a ``customer_id`` column, in one transaction.
 
@@ -28,6 +28,7 @@ from cva_tasks.entities import SCHEMAS
 from cva_tasks.lake import STAGED_INPUTS_FILE, Lake
 from cva_tasks.privacy.pseudonyms import pseudonym
 from cva_tasks.privacy.register import add_to_register
+from cva_tasks.shards import shard_folders
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -129,6 +130,10 @@ def forget(
     ):
         for name in storage.list_folders(root):
             removed[f"{zone}/{name}"] = _erase_folder(folder_of(name), derived)
+    # The parts of sharded scoring (cva_tasks.shards) hold the same rows until a
+    # publish with another shard count removes them.
+    for folder in shard_folders(lake):
+        removed[folder[len(lake.root) + 1 :]] = _erase_folder(folder, derived)
 
     if warehouse is None:
         from cva_tasks.warehouse.backends import get_warehouse

@@ -7,6 +7,7 @@ import logging
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from cva_tasks import shards as sharding
 from cva_tasks import storage
 from cva_tasks.days import as_day
 from cva_tasks.lake import Lake
@@ -31,9 +32,12 @@ SCORE_TABLES = (
 #: partition publishes them as null instead of failing (a publish-only rerun of an
 #: old day). Any other missing column still fails the load.
 ADDED_LATER = {"feedback_sentiment": ("unscored_reason",)}
+#: The tables ``score`` and ``recommend`` write in parts (:mod:`cva_tasks.shards`), and
+#: whether a day without rows has no partition (recommend's "no purchase lines yet").
+SHARDED_TABLES = {"customer_scores": False, "customer_recommendations": True}
 
 
-def publish(ds: date | datetime | str, run_id: str) -> dict[str, Any]:
+def publish(ds: date | datetime | str, run_id: str, shards: int = 1) -> dict[str, Any]:
     """Replace the day's rows of every warehouse table with the day's lake outputs.
 
     Tables: :data:`SCORE_TABLES` (from ``scores/<table>/ds=...``; a missing partition,
@@ -41,6 +45,10 @@ def publish(ds: date | datetime | str, run_id: str) -> dict[str, Any]:
     (the runs trained on the day) and ``dq_results`` (the day's validation summary of
     each source entity). Each table's day is replaced in one transaction, so a rerun
     gives the same rows and a failure leaves the table's previous rows for that day.
+
+    Args:
+        shards: how many parts ``score`` and ``recommend`` wrote; all must be there,
+            from this run (:func:`cva_tasks.shards.collect`), before anything loads.
     """
     from cva_tasks.quality.summary import dq_result_rows
     from cva_tasks.warehouse import get_warehouse
@@ -48,6 +56,10 @@ def publish(ds: date | datetime | str, run_id: str) -> dict[str, Any]:
     ds = as_day(ds)
     settings = Settings.from_env()
     lake = settings.lake
+    collected = {
+        name: sharding.collect(name, ds, shards, run_id, lake, absent_when_empty=absent)
+        for name, absent in SHARDED_TABLES.items()
+    }
     warehouse = get_warehouse()
     loaded: dict[str, int] = {}
     for table_name in SCORE_TABLES:
@@ -68,7 +80,13 @@ def publish(ds: date | datetime | str, run_id: str) -> dict[str, Any]:
         "dq_results", dq_result_rows(lake, ds, entities), ds, run_id
     )
     log.info("published ds=%s to %s: %s", ds, warehouse.location, loaded)
-    return {"rows": loaded, "warehouse": warehouse.location, "table": "customer_scores"}
+    return {
+        "rows": loaded,
+        "warehouse": warehouse.location,
+        "table": "customer_scores",
+        "shards": shards,
+        "stale_parts_removed": sum(len(c["removed"]) for c in collected.values()),
+    }
 
 
 def model_run_rows(ds: date, lake: Lake) -> pa.Table:

@@ -7,6 +7,7 @@ import time
 from datetime import date, datetime
 from typing import Any
 
+from cva_tasks import shards as sharding
 from cva_tasks import storage
 from cva_tasks.days import as_day
 from cva_tasks.features.snapshots import DayData
@@ -16,7 +17,9 @@ from cva_tasks.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def recommend(ds: date | datetime | str) -> dict[str, Any]:
+def recommend(
+    ds: date | datetime | str, shard: int = 0, shards: int = 1, run_id: str | None = None
+) -> dict[str, Any]:
     """Top-10 next-best products and a buy-again list for the day's active customers.
 
     Active: an order in the last ``CVA_RECOMMEND_ACTIVE_DAYS`` days (default 365).
@@ -27,6 +30,12 @@ def recommend(ds: date | datetime | str) -> dict[str, Any]:
     the customer has not bought (model ``bestseller``,
     :mod:`cva_tasks.models.recommend.fallback`). Only a day without any purchase line
     has no rows (its partition is removed).
+
+    Args:
+        shard, shards: only the active customers of part ``shard`` of ``shards``
+            (:mod:`cva_tasks.shards`); the part is written even when empty, so
+            ``publish`` can tell a part without rows from a part not yet run.
+        run_id: the run writing the part (``publish`` checks all parts are its own).
     """
     import pandas as pd
 
@@ -38,12 +47,12 @@ def recommend(ds: date | datetime | str) -> dict[str, Any]:
     ds = as_day(ds)
     settings = Settings.from_env()
     lake = settings.lake
-    target = lake.scores("customer_recommendations", ds)
     champion = registry.champion_model("recommender", ds, lake, settings.model_cache_dir)
     data = DayData(ds, lake)
     interactions, items, customers = recommender_inputs(data, load_rules(settings.rfm_rules))
     features = data.features_at(ds)
     active = features.loc[features["recency_days"] <= settings.recommend_active_days, "customer_id"]
+    active = active[sharding.in_shard(active, shard, shards)]
     started = time.perf_counter()
     if champion is not None:
         version = champion.run.version
@@ -62,17 +71,23 @@ def recommend(ds: date | datetime | str) -> dict[str, Any]:
     fallback = bestseller_lists(without, interactions, items, data.as_of)
     if len(fallback):
         rows = pd.concat([rows, fallback], ignore_index=True) if len(rows) else fallback
-    if rows.empty:
+    if rows.empty and shards == 1:
+        target = lake.scores("customer_recommendations", ds)
         if storage.exists(target):
             storage.remove(target)
         return {"rows": 0, "reason": "no purchase lines yet", "model_version": None}
-    rows = rows.assign(as_of_date=ds, model_version=version)
-    table = TABLES["customer_recommendations"].table_from_frame(rows)
-    storage.replace_partition(table, target)
+    spec = TABLES["customer_recommendations"]
+    if rows.empty:  # a part without rows still says it ran
+        table = spec.arrow_schema().empty_table()
+    else:
+        table = spec.table_from_frame(rows.assign(as_of_date=ds, model_version=version))
+    sharding.write_part(table, "customer_recommendations", ds, shard, shards, run_id, lake)
     log.info(
-        "recommended for %d active customers with %s in %.1f s (%d rows, %d customers "
-        "given bestsellers)",
+        "recommended for %d active customers (part %d of %d) with %s in %.1f s (%d rows, "
+        "%d customers given bestsellers)",
         len(active),
+        shard,
+        shards,
         version,
         time.perf_counter() - started,
         table.num_rows,

@@ -34,9 +34,13 @@ def dagbag():
     return DagBag(dag_folder=str(DAGS))
 
 
-def run_task(dagbag, dag_id: str, task_id: str, *args):
+def run_task(dagbag, dag_id: str, task_id: str, *args, **kwargs):
     task = dagbag.dags[dag_id].get_task(task_id)
-    return task.python_callable(*args, **CONTEXT)
+    return task.python_callable(*args, **kwargs, **CONTEXT)
+
+
+#: The arguments of the tasks mapped over the customers' parts (and of publish).
+SHARD = {"score": {"shard": 0, "shards": 1}, "publish": {"shards": 1}}
 
 
 def raising(exc: BaseException):
@@ -69,7 +73,7 @@ def test_a_quality_failure_in_the_daily_dag_is_not_retried(
 
     monkeypatch.setattr(importlib.import_module(module), function, raising(quality_error()))
     with pytest.raises(AirflowFailException, match="critical rule"):
-        run_task(dagbag, "cva_customer_value", task_id)
+        run_task(dagbag, "cva_customer_value", task_id, **SHARD.get(task_id, {}))
     assert dagbag.dags["cva_customer_value"].get_task(task_id).retries == 2
 
 
@@ -89,7 +93,7 @@ def test_an_unexpected_error_in_the_daily_dag_is_left_to_the_retries(dagbag, mon
 
     monkeypatch.setattr(score, "score", raising(RuntimeError("lake read timed out")))
     with pytest.raises(RuntimeError, match="lake read timed out"):
-        run_task(dagbag, "cva_customer_value", "score")
+        run_task(dagbag, "cva_customer_value", "score", **SHARD["score"])
 
 
 def test_a_hand_altered_warehouse_fails_publish_at_once_and_a_down_one_is_retried(
@@ -104,10 +108,10 @@ def test_a_hand_altered_warehouse_fails_publish_at_once_and_a_down_one_is_retrie
     )
     monkeypatch.setattr(publish, "publish", raising(altered))
     with pytest.raises(AirflowFailException, match=r"customer_scores\.frequency"):
-        run_task(dagbag, "cva_customer_value", "publish")
+        run_task(dagbag, "cva_customer_value", "publish", **SHARD["publish"])
     monkeypatch.setattr(publish, "publish", raising(WarehouseUnavailable("pg down")))
     with pytest.raises(WarehouseUnavailable):
-        run_task(dagbag, "cva_customer_value", "publish")
+        run_task(dagbag, "cva_customer_value", "publish", **SHARD["publish"])
 
 
 def test_a_missing_source_day_fails_staging_at_once():

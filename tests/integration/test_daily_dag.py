@@ -9,6 +9,7 @@ import pytest
 
 from cva_tasks import storage
 from cva_tasks.lake import Lake
+from cva_tasks.shards import shard_counts
 
 DAY = date(2025, 11, 30)
 
@@ -109,9 +110,12 @@ def check_models(day: date, scores: list[dict]) -> None:
     assert all(r["item_id"] and r["reason"] for r in next_best)
 
 
-def check_run_and_rerun(lake, day: date) -> None:
+def check_run_and_rerun(lake, day: date, monkeypatch, rerun_shards: int = 1) -> None:
+    """Run the day, check it, rerun it with ``score`` and ``recommend`` mapped over
+    ``rerun_shards`` parts: the same rows, none twice."""
     from cva_tasks.airflow_runner import run_dag_for_day
 
+    monkeypatch.delenv("CVA_SCORE_SHARDS", raising=False)
     assert run_dag_for_day("cva_customer_value", day) == "success"
     features = storage.read_table(Lake(str(lake)).features("customer", day))
     first = published(day)
@@ -122,21 +126,31 @@ def check_run_and_rerun(lake, day: date) -> None:
     check_models(day, first)
     everything = {name: published(day, name) for name in (*TABLES, "model_runs")}
 
+    # The DAG is parsed again for the rerun: its mapped tasks follow the setting.
+    monkeypatch.setenv("CVA_SCORE_SHARDS", str(rerun_shards))
     assert run_dag_for_day("cva_customer_value", day) == "success"
     for name, rows in everything.items():
         assert published(day, name) == rows, f"a rerun of the day gives the same {name} rows"
+    # The day's parts are those of the last shard count only (none with one part).
+    paths = Lake(str(lake))
+    counts = [
+        n
+        for n in shard_counts("customer_scores", paths)
+        if storage.exists(paths.shard("customer_scores", n, 0, day))
+    ]
+    assert counts == ([rerun_shards] if rerun_shards > 1 else [])
 
 
 def test_daily_dag_on_the_embedded_warehouse(airflow_home, landed_lake, monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_CVA_WAREHOUSE", raising=False)
-    check_run_and_rerun(landed_lake, DAY)
+    check_run_and_rerun(landed_lake, DAY, monkeypatch, rerun_shards=3)
 
 
 @pytest.mark.postgres
 def test_daily_dag_on_postgresql(airflow_home, landed_lake, pg_schema, monkeypatch):
     _url, airflow_uri, _schema = pg_schema
     monkeypatch.setenv("AIRFLOW_CONN_CVA_WAREHOUSE", airflow_uri)
-    check_run_and_rerun(landed_lake, DAY)
+    check_run_and_rerun(landed_lake, DAY, monkeypatch)
 
 
 def test_sensor_waits_for_a_missing_partition(landed_lake):

@@ -393,6 +393,20 @@ def test_the_worker_can_be_scaled(compose):
     assert worker["environment"]["DUMB_INIT_SETSID"] == "0"
 
 
+def test_the_dag_processor_and_the_workers_agree_on_the_shards(compose):
+    # The DAG processor maps score and recommend over the parts; a worker given another
+    # count would parse another DAG than the one the scheduler queued tasks of.
+    services = compose["services"]
+    counts = {
+        name: services[name]["environment"].get("CVA_SCORE_SHARDS")
+        for name in ("airflow-dag-processor", "airflow-worker", "airflow-scheduler")
+    }
+    assert set(counts.values()) == {"1"}, counts
+    scaled = interpolate(yaml.safe_load(COMPOSE.read_text()), {**filled_env(), "SCORE_SHARDS": "4"})
+    assert {scaled["services"][name]["environment"]["CVA_SCORE_SHARDS"] for name in counts} == {"4"}
+    assert not cva_problems(scaled)
+
+
 def test_every_airflow_service_uses_the_built_image(compose):
     for name, service in airflow_services(compose).items():
         assert service["build"] == ".", name

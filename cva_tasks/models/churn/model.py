@@ -392,13 +392,19 @@ class ChurnModel:
         return pd.DataFrame(out, index=features.index)
 
     def predict(
-        self, features: pd.DataFrame, tier_cutoffs: Sequence[float] = DEFAULT_TIER_CUTOFFS
+        self,
+        features: pd.DataFrame,
+        tier_cutoffs: Sequence[float] = DEFAULT_TIER_CUTOFFS,
+        population: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """Score customers.
 
         Args:
             features: Feature table (one row per customer) with :attr:`input_columns`.
             tier_cutoffs: Tier cut-offs; default 0.33/0.66.
+            population: The customers the BG/NBD features are fitted on (default:
+                ``features``). A part of the day scored on its own passes the whole day,
+                so each customer gets the probability the whole day at once gives it.
 
         Returns:
             ``customer_id``, ``churn_probability`` (calibrated), ``churn_tier``
@@ -408,7 +414,7 @@ class ChurnModel:
         require_columns(features, self.input_columns, "churn predict features")
         if features["customer_id"].duplicated().any():
             raise ValueError("churn predict features: customer_id must be unique")
-        bgnbd = self._population_bgnbd(features)
+        bgnbd = self._population_bgnbd(features if population is None else population)
         probability = self._calibrated(self.raw_scores(features, bgnbd=bgnbd))
         contributions = self.reason_contributions(features, bgnbd)
         return pd.DataFrame(
