@@ -111,14 +111,18 @@ def train_sentiment(
             n_train_available,
         )
     rated_texts = values[rated]
+    # Object arrays of strings, as the old all-texts prepare gave (typed Any for mypy:
+    # the models take sequences of strings).
+    train_texts: Any = prepare_texts(rated_texts[train_rows])[0]
+    valid_texts: Any = prepare_texts(rated_texts[valid_rows])[0]
     model = SentimentModel(
         seed=seed, neutral_band=neutral_band, hyperparameters=hyperparameters
     ).fit(
-        prepare_texts(rated_texts[train_rows])[0],
+        train_texts,
         y[train_rows],
         order=None if keys is None else keys[rated][train_rows],
     )
-    valid_texts, y_valid = prepare_texts(rated_texts[valid_rows])[0], y[valid_rows]
+    y_valid = y[valid_rows]
     probabilities = model.predict_proba(valid_texts)
     vader = vader_scores(valid_texts)
     # VADER's compound is in -1..1 with its cut at 0.05: shift so 0.5 is that cut.
