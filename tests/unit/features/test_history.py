@@ -138,3 +138,27 @@ def test_streaming_an_empty_lake_gives_empty_frames(lake):
     interactions, items = purchase_interactions(at("2025-03-01 00:00"), str(lake))
     assert interactions.empty and items.empty
     assert list(items.columns) == ["item_id", "item_name"]
+
+
+def test_day_data_keeps_the_orders_of_one_instant_only(lake, monkeypatch):
+    from datetime import date
+
+    from cva_tasks.features import history
+    from cva_tasks.features.snapshots import DayData
+    from cva_tasks.lake import Lake
+
+    calls: list[datetime] = []
+
+    def fake_counted_orders(instant, root):
+        calls.append(instant)
+        return f"orders as of {instant}"
+
+    monkeypatch.setattr(history, "counted_orders", fake_counted_orders)
+    data = DayData(date(2025, 3, 1), Lake(str(lake)))
+    first, second = at("2025-01-01 00:00"), at("2025-02-01 00:00")
+    assert data.orders_as_of(first) == data.orders_as_of(first) == f"orders as of {first}"
+    assert calls == [first], "asked twice in a row, read once"
+    data.orders_as_of(second)
+    assert len(data._orders) == 1, "churn's six label instants must not all stay in memory"
+    data.orders_as_of(first)
+    assert calls == [first, second, first]
