@@ -380,6 +380,13 @@ class Settings:
         "0.4,0.6",
         "probabilities of positive feedback labelled neutral (low,high)",
     )
+    sentiment_max_train_texts: int = _setting(
+        "CVA_SENTIMENT_MAX_TRAIN_TEXTS",
+        _positive_int,
+        "100000",
+        "rated texts the sentiment model trains on at most (a seeded random sample of the "
+        "training part when there are more; validation uses every held-out text)",
+    )
     tf_threads: int = _setting(
         "CVA_TF_THREADS",
         _positive_int,

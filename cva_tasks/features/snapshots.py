@@ -57,11 +57,17 @@ class DayData:
         return self.features_at(day - timedelta(days=1))
 
     def orders_as_of(self, instant: datetime) -> pd.DataFrame:
-        """Counted orders known at ``instant`` (never later than the end of ``ds``)."""
+        """Counted orders known at ``instant`` (never later than the end of ``ds``).
+
+        Only the last instant asked for is kept: churn asks for one per snapshot (six),
+        each the whole order history, which at a million customers is gigabytes apiece;
+        no caller asks for an earlier instant again.
+        """
         from cva_tasks.features.history import counted_orders
 
         instant = min(instant, self.as_of)
         if instant not in self._orders:
+            self._orders.clear()
             self._orders[instant] = counted_orders(instant, self.root)
         return self._orders[instant]
 

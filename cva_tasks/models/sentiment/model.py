@@ -89,6 +89,8 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "model.keras"
 PARAMS_FILE = "params.json"
 DEFAULT_NEUTRAL_BAND = (0.4, 0.6)
+#: Texts turned into ids at a time while fitting (bounds the string tensors' memory).
+ENCODE_BATCH = 8192
 NEGATIVE, NEUTRAL, POSITIVE, UNSCORED = "negative", "neutral", "positive", "unscored"
 #: ``unscored_reason`` of :meth:`SentimentModel.predict` besides ``language:<code>``.
 REASON_BLANK, REASON_NO_KNOWN_WORD = "blank", "no_known_word"
@@ -276,8 +278,18 @@ class SentimentModel:
             layers_used.append(bigram_layer)
 
         def encode(part: np.ndarray) -> list[np.ndarray]:
-            batch = tf.constant(cleaned[part].astype(str))
-            return [layer(batch).numpy() for layer in layers_used]
+            # Slice by slice: one string tensor of every text and the layers' temporaries
+            # for all of them at once was most of the 15 GB at a million texts. The ids
+            # do not depend on the slicing (each text is padded to ``length`` on its own).
+            slices: list[list[np.ndarray]] = [[] for _ in layers_used]
+            for begin in range(0, len(part), ENCODE_BATCH):
+                batch = tf.constant(cleaned[part[begin : begin + ENCODE_BATCH]].astype(str))
+                for out, layer in zip(slices, layers_used, strict=True):
+                    out.append(layer(batch).numpy())
+            return [
+                np.concatenate(out) if out else np.zeros((0, length), dtype=np.int64)
+                for out in slices
+            ]
 
         x_fit, x_cal = encode(fit_rows), encode(cal_rows)
         # A text whose words are all outside the vocabulary cannot be scored (NaN by design).

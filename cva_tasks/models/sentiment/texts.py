@@ -100,6 +100,41 @@ def prepare_texts(
     return cleaned, blank
 
 
+def blank_texts(texts: Sequence[object] | np.ndarray | pd.Series) -> np.ndarray:
+    """Which texts are blank (missing, empty or whitespace), as :func:`prepare_texts` says,
+    without masking or cutting any text (a cheap first pass over a large corpus).
+
+    Raises:
+        TypeError: An element is neither a string nor missing.
+    """
+    values = texts.tolist() if isinstance(texts, (np.ndarray, pd.Series)) else list(texts)
+    blank = np.zeros(len(values), dtype=bool)
+    for i, value in enumerate(values):
+        if _is_missing(value):
+            blank[i] = True
+        elif isinstance(value, str):
+            blank[i] = not value.strip()
+        else:
+            raise TypeError(
+                f"texts[{i}] is {type(value).__name__} ({value!r}); expected a string or None"
+            )
+    return blank
+
+
+def sample_rows(n: int, limit: int | None, seed: int) -> np.ndarray:
+    """Positions of a seeded uniform random sample of at most ``limit`` of ``n`` rows.
+
+    Ascending, so rows keep their order (and an order key its meaning); all ``n`` rows
+    when ``limit`` is None or not below ``n``. The same ``(n, limit, seed)`` always gives
+    the same rows.
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"sample limit {limit!r}: must be at least 1 (or None for no limit)")
+    if limit is None or n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
 def ratings_to_labels(ratings: Sequence[object] | np.ndarray | pd.Series) -> np.ndarray:
     """Map star ratings to training labels: 4-5 -> 1.0, 1-2 -> 0.0, 3 or missing -> NaN.
 

@@ -24,6 +24,7 @@ def train_for_day(
         order=feedback["submitted_at"],
         champion=current,
         neutral_band=settings.sentiment_neutral_band,
+        max_train_texts=settings.sentiment_max_train_texts,
     )
     rated = feedback[feedback["rating"].notna()].sort_values("submitted_at")
     split = rated["submitted_at"].iloc[-metrics["n_validation"]] if len(rated) else None

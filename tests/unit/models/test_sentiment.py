@@ -397,3 +397,70 @@ def test_importing_tensorflow_through_the_package_prints_no_notices():
     assert "cpu_feature_guard" not in result.stderr
     assert "absl::InitializeLog" not in result.stderr
     assert "oneDNN" not in result.stderr
+
+
+def test_sample_rows_are_bounded_seeded_and_in_order() -> None:
+    sample = sentiment_texts.sample_rows(1_000, 100, seed=3)
+    assert len(sample) == 100 and len(np.unique(sample)) == 100
+    assert np.all(np.diff(sample) > 0), "rows keep their order"
+    np.testing.assert_array_equal(sample, sentiment_texts.sample_rows(1_000, 100, seed=3))
+    assert not np.array_equal(sample, sentiment_texts.sample_rows(1_000, 100, seed=4))
+    np.testing.assert_array_equal(sentiment_texts.sample_rows(50, 100, seed=3), np.arange(50))
+    np.testing.assert_array_equal(sentiment_texts.sample_rows(50, None, seed=3), np.arange(50))
+    with pytest.raises(ValueError, match="at least 1"):
+        sentiment_texts.sample_rows(50, 0, seed=3)
+
+
+def test_training_on_a_bounded_sample_is_reproducible(shop_feedback) -> None:
+    fb = shop_feedback.iloc[:1500]
+    hp = {"max_epochs": 1}
+
+    def train(limit: int | None) -> tuple[SentimentModel, dict]:
+        return train_sentiment(
+            fb["comment"],
+            fb["rating"],
+            seed=0,
+            order=fb["submitted_at"],
+            hyperparameters=hp,
+            max_train_texts=limit,
+        )
+
+    full_model, full = train(None)
+    model, metrics = train(300)
+    again, _ = train(300)
+    assert full["n_train"] == full["n_train_available"] == metrics["n_train_available"] > 300
+    assert metrics["n_train"] == 300
+    fitted = model.params
+    assert fitted["n_fit"] + fitted["n_calibration"] + fitted["n_dropped_unscorable"] == 300
+    assert full_model.params["n_fit"] > fitted["n_fit"]
+    # The validation part is the same latest rows, never sampled.
+    assert metrics["n_validation"] == full["n_validation"]
+    probe = ["Delivery was late again", "Lovely fabric", "not worth the money"]
+    np.testing.assert_array_equal(model.predict_proba(probe), again.predict_proba(probe))
+
+
+def test_the_default_sample_bound_leaves_the_evaluation_corpora_whole() -> None:
+    # cva evaluate sentiment trains on 80% of 19,818 reviews: the default bound must not
+    # cut any real corpus we measure on, so its figures do not move.
+    assert Settings.from_env().sentiment_max_train_texts == 100_000 > 19_818
+
+
+def test_fitting_in_encoding_slices_gives_the_same_model(shop_feedback, monkeypatch) -> None:
+    from cva_tasks.models.sentiment import model as model_module
+
+    fb = shop_feedback.iloc[:800]
+    labels = ratings_to_labels(fb["rating"])
+    rated = ~np.isnan(labels)
+    texts, y = fb["comment"][rated].tolist(), labels[rated]
+    hp = {"max_epochs": 1}
+    probe = ["Delivery was late again", "Lovely fabric", "not worth the money"]
+    whole = SentimentModel(seed=5, hyperparameters=hp).fit(texts, y).predict_proba(probe)
+    monkeypatch.setattr(model_module, "ENCODE_BATCH", 7)
+    sliced = SentimentModel(seed=5, hyperparameters=hp).fit(texts, y).predict_proba(probe)
+    np.testing.assert_array_equal(whole, sliced)
+
+
+def test_a_text_that_is_not_a_string_is_named_before_any_work() -> None:
+    texts = ["good"] * 20 + [3.5] + ["bad"] * 20
+    with pytest.raises(TypeError, match=r"texts\[20\] is float"):
+        train_sentiment(texts, [5] * 20 + [5] + [1] * 20)
